@@ -1,0 +1,83 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Query } from '@nestjs/common';
+import {
+  ApiCreatedResponse,
+  ApiNoContentResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiParam,
+  ApiTags,
+} from '@nestjs/swagger';
+import { ApiAuthenticated, ApiErrors } from '../common/api-errors.decorator';
+import { CurrentPrincipal, CurrentScope, RequirePermission } from '../auth/auth.decorators';
+import { actorId, type Principal, type RequestScope } from '../auth/principal';
+import { AccountsService } from './accounts.service';
+import {
+  AccountDto,
+  AccountListDto,
+  AccountListQueryDto,
+  CreateAccountDto,
+  UpdateAccountDto,
+} from './dto/account.dto';
+import { uuidPipe } from '../common/uuid.pipe';
+
+@ApiTags('accounts')
+@ApiAuthenticated()
+@ApiParam({ name: 'scopeId', description: "Account id, or _ for the caller's own account" })
+@Controller('v1/:scopeId/accounts')
+export class AccountsController {
+  constructor(private readonly accounts: AccountsService) {}
+
+  @Get()
+  @RequirePermission('account:read')
+  @ApiOperation({ summary: 'List the child accounts of the scope (recursive=true: all descendants)' })
+  @ApiOkResponse({ type: AccountListDto })
+  @ApiErrors(400)
+  list(@CurrentScope() scope: RequestScope, @Query() query: AccountListQueryDto): Promise<AccountListDto> {
+    return this.accounts.list(scope, query);
+  }
+
+  @Post()
+  @RequirePermission('account:write')
+  @ApiOperation({ summary: 'Create a child account' })
+  @ApiCreatedResponse({ type: AccountDto })
+  @ApiErrors(400, 409)
+  create(
+    @CurrentScope() scope: RequestScope,
+    @CurrentPrincipal() principal: Principal,
+    @Body() body: CreateAccountDto,
+  ): Promise<AccountDto> {
+    return this.accounts.create(scope, body, actorId(principal));
+  }
+
+  @Get(':accountId')
+  @RequirePermission('account:read')
+  @ApiOkResponse({ type: AccountDto })
+  @ApiErrors(400, 404)
+  get(@CurrentScope() scope: RequestScope, @Param('accountId', uuidPipe) id: string): Promise<AccountDto> {
+    return this.accounts.get(scope, id);
+  }
+
+  @Put(':accountId')
+  @RequirePermission('account:write')
+  @ApiOperation({ summary: 'Update an account (send the current optlock)' })
+  @ApiOkResponse({ type: AccountDto })
+  @ApiErrors(400, 404, 409)
+  update(
+    @CurrentScope() scope: RequestScope,
+    @CurrentPrincipal() principal: Principal,
+    @Param('accountId', uuidPipe) id: string,
+    @Body() body: UpdateAccountDto,
+  ): Promise<AccountDto> {
+    return this.accounts.update(scope, id, body, actorId(principal));
+  }
+
+  @Delete(':accountId')
+  @RequirePermission('account:write')
+  @HttpCode(204)
+  @ApiOperation({ summary: 'Delete an account without children or devices' })
+  @ApiNoContentResponse()
+  @ApiErrors(400, 404, 409)
+  async delete(@CurrentScope() scope: RequestScope, @Param('accountId', uuidPipe) id: string): Promise<void> {
+    await this.accounts.delete(scope, id);
+  }
+}

@@ -1,0 +1,73 @@
+import { Injectable } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import { randomUUID } from 'node:crypto';
+import { Repository } from 'typeorm';
+import { AppError } from '../common/app-error';
+import { toListResult, type ListResult } from '../common/list';
+import { actorId, type Principal } from '../auth/principal';
+import { roleWithin } from '../auth/roles';
+import { digest, generateSecret } from '../auth/secrets';
+import { TokenService } from '../auth/token.service';
+import { ApiKey } from './api-key.entity';
+import { formatApiKey } from './api-key.format';
+import {
+  toApiKeyDto,
+  type ApiKeyDto,
+  type ApiKeyListQueryDto,
+  type CreateApiKeyDto,
+  type CreatedApiKeyDto,
+} from './dto/api-key.dto';
+
+@Injectable()
+export class ApiKeysService {
+  constructor(
+    @InjectRepository(ApiKey) private readonly keys: Repository<ApiKey>,
+    private readonly tokens: TokenService,
+  ) {}
+
+  async list(scopeId: string, q: ApiKeyListQueryDto): Promise<ListResult<ApiKeyDto>> {
+    const [rows, total] = await Promise.all([
+      this.keys.find({
+        where: { scopeId },
+        order: { createdOn: 'ASC', id: 'ASC' },
+        skip: q.offset,
+        take: q.limit + 1,
+      }),
+      q.askTotalCount ? this.keys.count({ where: { scopeId } }) : Promise.resolve(undefined),
+    ]);
+    return toListResult(rows, q, toApiKeyDto, total);
+  }
+
+  async get(scopeId: string, id: string): Promise<ApiKeyDto> {
+    const key = await this.keys.findOne({ where: { scopeId, id } });
+    if (!key) throw AppError.notFound('API key', `No API key ${id} in this scope`);
+    return toApiKeyDto(key);
+  }
+
+  /** The key acts with the role it is created with, which may not exceed its creator's. */
+  async create(scopeId: string, dto: CreateApiKeyDto, creator: Principal): Promise<CreatedApiKeyDto> {
+    if (!roleWithin(dto.role, creator.role)) {
+      throw AppError.forbidden(`A ${creator.role} cannot create an API key with the ${dto.role} role`);
+    }
+    const id = randomUUID();
+    const secret = generateSecret();
+    const saved = await this.keys.save(
+      this.keys.create({
+        id,
+        scopeId,
+        name: dto.name,
+        role: dto.role,
+        keyDigest: digest(secret),
+        lastUsedOn: null,
+        createdBy: actorId(creator),
+      }),
+    );
+    return { ...toApiKeyDto(saved), apiKey: formatApiKey(id, secret) };
+  }
+
+  async delete(scopeId: string, id: string): Promise<void> {
+    const result = await this.keys.delete({ scopeId, id });
+    if (!result.affected) throw AppError.notFound('API key', `No API key ${id} in this scope`);
+    await this.tokens.revokeAllOf({ apiKeyId: id });
+  }
+}

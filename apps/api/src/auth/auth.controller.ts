@@ -1,0 +1,75 @@
+import { Body, Controller, Get, HttpCode, Ip, Post } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiAuthenticated, ApiErrors } from '../common/api-errors.decorator';
+import { Public } from '../common/public.decorator';
+import { CurrentPrincipal, RequireAuthentication } from './auth.decorators';
+import { AuthService } from './auth.service';
+import {
+  AccessTokenDto,
+  ApiKeyCredentialsDto,
+  AuthInfoDto,
+  RefreshTokenDto,
+  UserCredentialsDto,
+} from './dto/auth.dto';
+import type { Principal } from './principal';
+
+@ApiTags('authentication')
+@Controller('v1/authentication')
+export class AuthController {
+  constructor(private readonly auth: AuthService) {}
+
+  @Public()
+  @Post('user')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Sign in with username and password' })
+  @ApiOkResponse({ type: AccessTokenDto })
+  @ApiErrors(400, 401, 429)
+  login(@Ip() ip: string, @Body() body: UserCredentialsDto): Promise<AccessTokenDto> {
+    return this.auth.loginUser(ip, body.username, body.password);
+  }
+
+  @Public()
+  @Post('apikey')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Sign in with an API key' })
+  @ApiOkResponse({ type: AccessTokenDto })
+  @ApiErrors(400, 401, 429)
+  loginApiKey(@Ip() ip: string, @Body() body: ApiKeyCredentialsDto): Promise<AccessTokenDto> {
+    return this.auth.loginApiKey(ip, body.apiKey);
+  }
+
+  @Public()
+  @Post('refresh')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Rotate a token pair: the old access and refresh tokens stop working' })
+  @ApiOkResponse({ type: AccessTokenDto })
+  @ApiErrors(400, 401, 429)
+  refresh(@Ip() ip: string, @Body() body: RefreshTokenDto): Promise<AccessTokenDto> {
+    return this.auth.refresh(ip, body.tokenId, body.refreshToken);
+  }
+
+  @Post('logout')
+  @RequireAuthentication()
+  @HttpCode(204)
+  @ApiOperation({ summary: 'Revoke the calling access token (and its refresh token)' })
+  @ApiAuthenticated()
+  async logout(@CurrentPrincipal() principal: Principal): Promise<void> {
+    await this.auth.logout(principal);
+  }
+
+  @Get('info')
+  @RequireAuthentication()
+  @ApiOperation({ summary: 'Who the token belongs to and what it may do' })
+  @ApiOkResponse({ type: AuthInfoDto })
+  @ApiAuthenticated()
+  info(@CurrentPrincipal() principal: Principal): AuthInfoDto {
+    return {
+      tokenId: principal.tokenId,
+      scopeId: principal.scopeId,
+      userId: principal.userId,
+      apiKeyId: principal.apiKeyId,
+      role: principal.role,
+      permissions: [...principal.permissions].sort(),
+    };
+  }
+}

@@ -1,0 +1,69 @@
+import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { DataSource } from 'typeorm';
+import { AppError } from '../common/app-error';
+import { IS_PUBLIC } from '../common/public.decorator';
+import { ANY_AUTHENTICATED, REQUIRED_PERMISSION } from './auth.decorators';
+import type { AuthenticatedRequest, Principal, RequestScope } from './principal';
+import type { Permission } from './roles';
+import { TokenService } from './token.service';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * The global guard: authenticates the bearer token, resolves `{scopeId}`
+ * (`_` = the caller's account) and checks it lies in the caller's subtree, then
+ * checks the route's declared permission. A scope outside the subtree is 403
+ * whether it exists or not, so existence is never revealed.
+ */
+@Injectable()
+export class AuthGuard implements CanActivate {
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly tokens: TokenService,
+    private readonly dataSource: DataSource,
+  ) {}
+
+  async canActivate(ctx: ExecutionContext): Promise<boolean> {
+    const targets = [ctx.getHandler(), ctx.getClass()];
+    if (this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets)) return true;
+    const req = ctx.switchToHttp().getRequest<AuthenticatedRequest>();
+    const header = req.headers.authorization;
+    const match = typeof header === 'string' ? /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(header) : null;
+    if (!match) {
+      throw new AppError(
+        'UNAUTHORIZED',
+        'Authentication required',
+        'Send an Authorization: Bearer <token> header',
+      );
+    }
+    const principal = await this.tokens.authenticate(match[1]);
+    req.principal = principal;
+    const permission = this.reflector.getAllAndOverride<Permission | typeof ANY_AUTHENTICATED | undefined>(
+      REQUIRED_PERMISSION,
+      targets,
+    );
+    const scopeParam = req.params?.scopeId;
+    if (typeof scopeParam === 'string') req.scope = await this.resolveScope(principal, scopeParam);
+    if (!permission) throw AppError.forbidden('This route declares no permission');
+    if (permission === ANY_AUTHENTICATED) return true;
+    if (!principal.permissions.has(permission)) {
+      throw AppError.forbidden(`The ${principal.role} role lacks the ${permission} permission`);
+    }
+    return true;
+  }
+
+  private async resolveScope(principal: Principal, raw: string): Promise<RequestScope> {
+    if (raw === '_' || raw === principal.scopeId) return { id: principal.scopeId, path: principal.scopePath };
+    if (!UUID.test(raw)) throw AppError.invalid('Invalid scopeId', 'scopeId must be a UUID or _');
+    const rows: Array<{ path: string }> = await this.dataSource.query(
+      'SELECT path FROM account WHERE id = $1',
+      [raw],
+    );
+    const path = rows[0]?.path;
+    if (!path || !path.startsWith(principal.scopePath)) {
+      throw AppError.forbidden("The scope is outside the caller's accounts");
+    }
+    return { id: raw, path };
+  }
+}

@@ -1,0 +1,33 @@
+import { Module } from '@nestjs/common';
+import { JwtModule } from '@nestjs/jwt';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { APP_CONFIG, type AppConfig } from '../config/app-config';
+import { AccountsModule } from '../accounts/accounts.module';
+import { ApiKey } from '../apikeys/api-key.entity';
+import { User } from '../users/user.entity';
+import { AccessToken } from './access-token.entity';
+import { AuthController } from './auth.controller';
+import { AuthGuard } from './auth.guard';
+import { AuthService } from './auth.service';
+import { FirstStartService } from './first-start.service';
+import { LoginThrottle } from './login-throttle';
+import { TokenService } from './token.service';
+
+@Module({
+  imports: [
+    TypeOrmModule.forFeature([AccessToken, User, ApiKey]),
+    AccountsModule,
+    JwtModule.registerAsync({
+      inject: [APP_CONFIG],
+      useFactory: (config: AppConfig) => ({
+        secret: config.jwtSecret,
+        signOptions: { algorithm: 'HS256' },
+        verifyOptions: { algorithms: ['HS256'] },
+      }),
+    }),
+  ],
+  controllers: [AuthController],
+  providers: [TokenService, AuthService, LoginThrottle, AuthGuard, FirstStartService],
+  exports: [TokenService, AuthGuard],
+})
+export class AuthModule {}

@@ -1,0 +1,59 @@
+import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { DataSource } from 'typeorm';
+import { APP_CONFIG, type AppConfig } from '../config/app-config';
+import { Account } from '../accounts/account.entity';
+import { VpnSubnetAllocator } from '../accounts/vpn-subnet.allocator';
+import { User } from '../users/user.entity';
+import { generateSecret, hashPassword } from './secrets';
+
+/**
+ * On the very first start (no account yet) creates the root account and its
+ * admin. The password comes from ADMIN_PASSWORD or is generated and printed
+ * once. Safe with several instances starting together (advisory lock).
+ */
+@Injectable()
+export class FirstStartService implements OnApplicationBootstrap {
+  private readonly logger = new Logger('FirstStart');
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly subnets: VpnSubnetAllocator,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    let generated: string | undefined;
+    await this.dataSource.transaction(async (em) => {
+      await this.subnets.lock(em);
+      if ((await em.getRepository(Account).count()) > 0) return;
+      const id = randomUUID();
+      await em.getRepository(Account).insert({
+        id,
+        scopeId: null,
+        name: this.config.rootAccountName,
+        description: 'Root account',
+        path: `/${id}/`,
+        vpnSubnet: await this.subnets.nextFree(em),
+      });
+      const password = this.config.adminPassword ?? (generated = generateSecret(12));
+      await em.getRepository(User).insert({
+        scopeId: id,
+        username: this.config.adminUsername,
+        passwordHash: await hashPassword(password),
+        role: 'admin',
+        enabled: true,
+      });
+      this.logger.log(
+        `created root account "${this.config.rootAccountName}" and admin user "${this.config.adminUsername}"`,
+      );
+    });
+    if (generated) {
+      // Printed once, on the first start only: it is not stored anywhere in clear.
+      process.stdout.write(
+        `\n  First start: admin user "${this.config.adminUsername}" created with password: ${generated}\n` +
+          '  Keep it now; it is not shown again. Set ADMIN_PASSWORD to choose it instead.\n\n',
+      );
+    }
+  }
+}

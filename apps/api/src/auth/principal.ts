@@ -1,0 +1,30 @@
+import type { Request } from 'express';
+import type { Permission, Role } from './roles';
+
+/** Who is calling, resolved once per request by the auth guard. */
+export interface Principal {
+  tokenId: string;
+  userId: string | null;
+  apiKeyId: string | null;
+  scopeId: string;
+  /** Materialised path of the caller's account (`/root/…/self/`). */
+  scopePath: string;
+  role: Role;
+  permissions: ReadonlySet<Permission>;
+}
+
+/** Who to record in createdBy/modifiedBy: the user, or the API key acting on its own. */
+export function actorId(principal: Principal): string | null {
+  return principal.userId ?? principal.apiKeyId;
+}
+
+/** The scope a request acts in: `{scopeId}` of the route, `_` resolved, checked against the caller's subtree. */
+export interface RequestScope {
+  id: string;
+  path: string;
+}
+
+export interface AuthenticatedRequest extends Request {
+  principal?: Principal;
+  scope?: RequestScope;
+}

@@ -1,0 +1,167 @@
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+
+/**
+ * The whole runtime configuration, read from the environment in one place and
+ * validated at boot. A bad value stops the process with a message naming the variable.
+ */
+export interface AppConfig {
+  port: number;
+  /** Absent: an embedded PostgreSQL is started under dataDir. */
+  databaseUrl?: string;
+  /** Absent: an embedded MQTT broker is started on mqttPort. */
+  mqttUrl?: string;
+  mqttPort: number;
+  mqttUsername?: string;
+  mqttPassword?: string;
+  /** Stable per instance: the Kura `requester.client.id` replies are routed to. */
+  mqttClientId: string;
+  /** false (default): a persistent session, so nothing is lost while the cloud reconnects. */
+  mqttCleanSession: boolean;
+  /** Group name for `$share/...` subscriptions when several API instances share a broker. */
+  mqttSharedGroup?: string;
+  dataDir: string;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  jwtSecret: string;
+  jwtSecretGenerated: boolean;
+  accessTokenTtlSeconds: number;
+  refreshTokenTtlSeconds: number;
+  adminUsername: string;
+  adminPassword?: string;
+  rootAccountName: string;
+  /** Accounts get their VPN subnet from this supernet unless one is given. */
+  vpnSupernet: string;
+  vpnSubnetPrefix: number;
+  vpnServerEndpoint: string;
+  vpnServerPublicKey: string;
+  vpnKeepalive: number;
+  bodyLimit: string;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`Invalid configuration: ${variable} ${message}`);
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+function str(env: Env, name: string): string | undefined {
+  const v = env[name];
+  return v === undefined || v.trim() === '' ? undefined : v.trim();
+}
+
+function int(env: Env, name: string, def: number, min: number, max: number): number {
+  const raw = str(env, name);
+  if (raw === undefined) return def;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `must be an integer, got "${raw}"`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+function bool(env: Env, name: string, def: boolean): boolean {
+  const raw = str(env, name);
+  if (raw === undefined) return def;
+  if (raw !== 'true' && raw !== 'false') throw new ConfigError(name, `must be true or false, got "${raw}"`);
+  return raw === 'true';
+}
+
+function url(env: Env, name: string, protocols: string[]): string | undefined {
+  const raw = str(env, name);
+  if (raw === undefined) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(name, 'must be a URL');
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(name, `must use one of ${protocols.join(', ')}`);
+  }
+  return raw;
+}
+
+function cidr(env: Env, name: string, def: string): string {
+  const raw = str(env, name) ?? def;
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(raw);
+  if (!m || m.slice(1, 5).some((o) => Number(o) > 255) || Number(m[5]) > 32) {
+    throw new ConfigError(name, `must be an IPv4 CIDR such as 10.200.0.0/16, got "${raw}"`);
+  }
+  return raw;
+}
+
+export function loadConfig(env: Env = process.env): AppConfig {
+  const port = int(env, 'PORT', 3000, 0, 65535);
+  const logLevel = (str(env, 'LOG_LEVEL') ?? 'info') as AppConfig['logLevel'];
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}`);
+  }
+  const jwtSecretRaw = str(env, 'JWT_SECRET');
+  if (jwtSecretRaw !== undefined && jwtSecretRaw.length < 32) {
+    throw new ConfigError('JWT_SECRET', 'must be at least 32 characters');
+  }
+  const accessTokenTtlSeconds = int(env, 'JWT_ACCESS_TTL_SECONDS', 30 * 60, 10, 24 * 3600);
+  const refreshTokenTtlSeconds = int(env, 'JWT_REFRESH_TTL_SECONDS', 5 * 3600, 60, 90 * 24 * 3600);
+  const vpnSupernet = cidr(env, 'VPN_SUPERNET', '10.200.0.0/13');
+  const vpnSubnetPrefix = int(env, 'VPN_SUBNET_PREFIX', 20, 8, 30);
+  if (vpnSubnetPrefix < Number(vpnSupernet.split('/')[1])) {
+    throw new ConfigError('VPN_SUBNET_PREFIX', 'must not be shorter than the VPN_SUPERNET prefix');
+  }
+  const adminPassword = str(env, 'ADMIN_PASSWORD');
+  if (adminPassword !== undefined && adminPassword.length < 8) {
+    throw new ConfigError('ADMIN_PASSWORD', 'must be at least 8 characters');
+  }
+  const endpoint = str(env, 'VPN_SERVER_ENDPOINT') ?? 'vpn.example.invalid:51820';
+  if (!/^[A-Za-z0-9.:[\]-]+:\d{1,5}$/.test(endpoint)) {
+    throw new ConfigError('VPN_SERVER_ENDPOINT', 'must be host:port');
+  }
+  const serverKey = str(env, 'VPN_SERVER_PUBLIC_KEY') ?? Buffer.alloc(32, 0).toString('base64');
+  if (Buffer.from(serverKey, 'base64').length !== 32 || serverKey.length !== 44) {
+    throw new ConfigError('VPN_SERVER_PUBLIC_KEY', 'must be a base64 WireGuard public key (32 bytes)');
+  }
+  const rootAccountName = str(env, 'ROOT_ACCOUNT_NAME') ?? 'root';
+  if (!/^[a-z0-9][a-z0-9-]{1,62}$/.test(rootAccountName)) {
+    throw new ConfigError('ROOT_ACCOUNT_NAME', 'must match [a-z0-9][a-z0-9-]{1,62}');
+  }
+  const mqttClientId =
+    str(env, 'MQTT_CLIENT_ID') ?? `vpn-cloud-${hostname()}-${port}`.replace(/[^A-Za-z0-9._-]/g, '-');
+  const sharedGroup = str(env, 'MQTT_SHARED_GROUP');
+  if (sharedGroup !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(sharedGroup)) {
+    throw new ConfigError('MQTT_SHARED_GROUP', 'must match [A-Za-z0-9_-]{1,64}');
+  }
+  return {
+    port,
+    databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
+    mqttUrl: url(env, 'MQTT_URL', ['mqtt:', 'mqtts:', 'tcp:', 'ws:', 'wss:']),
+    mqttPort: int(env, 'MQTT_PORT', 1883, 0, 65535),
+    mqttUsername: str(env, 'MQTT_USERNAME'),
+    mqttPassword: str(env, 'MQTT_PASSWORD'),
+    mqttClientId,
+    mqttCleanSession: bool(env, 'MQTT_CLEAN_SESSION', false),
+    mqttSharedGroup: sharedGroup,
+    dataDir: resolve(str(env, 'DATA_DIR') ?? './.data'),
+    logLevel,
+    jwtSecret: jwtSecretRaw ?? '',
+    jwtSecretGenerated: jwtSecretRaw === undefined,
+    accessTokenTtlSeconds,
+    refreshTokenTtlSeconds,
+    adminUsername: str(env, 'ADMIN_USERNAME') ?? 'admin',
+    adminPassword,
+    rootAccountName,
+    vpnSupernet,
+    vpnSubnetPrefix,
+    vpnServerEndpoint: endpoint,
+    vpnServerPublicKey: serverKey,
+    vpnKeepalive: int(env, 'VPN_KEEPALIVE', 25, 0, 65535),
+    bodyLimit: str(env, 'HTTP_BODY_LIMIT') ?? '100kb',
+  };
+}
+
+/** Injection token for the AppConfig object. */
+export const APP_CONFIG = Symbol('APP_CONFIG');

@@ -1,0 +1,21 @@
+import { Account } from '../accounts/account.entity';
+import { ApiKey } from '../apikeys/api-key.entity';
+import { AccessToken } from '../auth/access-token.entity';
+import { User } from '../users/user.entity';
+import { Device } from '../devices/device.entity';
+import { DeviceEvent } from '../devices/device-event.entity';
+import { DeviceOperation } from '../vpn/device-operation.entity';
+import { DeviceVpnStatus } from '../vpn/device-vpn-status.entity';
+
+/** Every TypeORM entity of the API; each domain adds its own here. */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- TypeORM's own type for entity classes
+export const ENTITIES: Function[] = [
+  Account,
+  User,
+  ApiKey,
+  AccessToken,
+  Device,
+  DeviceEvent,
+  DeviceVpnStatus,
+  DeviceOperation,
+];

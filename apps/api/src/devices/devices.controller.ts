@@ -1,0 +1,109 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Query } from '@nestjs/common';
+import {
+  ApiCreatedResponse,
+  ApiNoContentResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiParam,
+  ApiTags,
+} from '@nestjs/swagger';
+import { ApiAuthenticated, ApiErrors } from '../common/api-errors.decorator';
+import { uuidPipe } from '../common/uuid.pipe';
+import { CurrentPrincipal, CurrentScope, RequirePermission } from '../auth/auth.decorators';
+import { actorId } from '../auth/principal';
+import type { Principal, RequestScope } from '../auth/principal';
+import { DevicesService } from './devices.service';
+import { DeviceEventListDto, DeviceEventListQueryDto } from './dto/device-event.dto';
+import {
+  CreateDeviceDto,
+  DeviceCredentialsDto,
+  DeviceDto,
+  DeviceListDto,
+  DeviceListQueryDto,
+  UpdateDeviceDto,
+} from './dto/device.dto';
+
+@ApiTags('devices')
+@ApiAuthenticated()
+@ApiParam({ name: 'scopeId', description: "Account id, or _ for the caller's own account" })
+@Controller('v1/:scopeId/devices')
+export class DevicesController {
+  constructor(private readonly devices: DevicesService) {}
+
+  @Get()
+  @RequirePermission('device:read')
+  @ApiOperation({ summary: 'List the devices of the account' })
+  @ApiOkResponse({ type: DeviceListDto })
+  @ApiErrors(400)
+  list(@CurrentScope() scope: RequestScope, @Query() query: DeviceListQueryDto): Promise<DeviceListDto> {
+    return this.devices.list(scope.id, query);
+  }
+
+  @Post()
+  @RequirePermission('device:write')
+  @ApiOperation({ summary: 'Register a device; it gets a stable tunnel address from the account subnet' })
+  @ApiCreatedResponse({ type: DeviceDto })
+  @ApiErrors(400, 409)
+  create(
+    @CurrentScope() scope: RequestScope,
+    @CurrentPrincipal() principal: Principal,
+    @Body() body: CreateDeviceDto,
+  ): Promise<DeviceDto> {
+    return this.devices.create(scope.id, body, actorId(principal));
+  }
+
+  @Get(':deviceId')
+  @RequirePermission('device:read')
+  @ApiOkResponse({ type: DeviceDto })
+  @ApiErrors(400, 404)
+  get(@CurrentScope() scope: RequestScope, @Param('deviceId', uuidPipe) id: string): Promise<DeviceDto> {
+    return this.devices.get(scope.id, id);
+  }
+
+  @Put(':deviceId')
+  @RequirePermission('device:write')
+  @ApiOkResponse({ type: DeviceDto })
+  @ApiErrors(400, 404, 409)
+  update(
+    @CurrentScope() scope: RequestScope,
+    @CurrentPrincipal() principal: Principal,
+    @Param('deviceId', uuidPipe) id: string,
+    @Body() body: UpdateDeviceDto,
+  ): Promise<DeviceDto> {
+    return this.devices.update(scope.id, id, body, actorId(principal));
+  }
+
+  @Delete(':deviceId')
+  @RequirePermission('device:write')
+  @HttpCode(204)
+  @ApiNoContentResponse()
+  @ApiErrors(400, 404)
+  async delete(@CurrentScope() scope: RequestScope, @Param('deviceId', uuidPipe) id: string): Promise<void> {
+    await this.devices.delete(scope.id, id);
+  }
+
+  @Post(':deviceId/credentials')
+  @RequirePermission('device:write')
+  @ApiOperation({ summary: 'Issue or rotate the device MQTT credentials; the password is shown once' })
+  @ApiCreatedResponse({ type: DeviceCredentialsDto })
+  @ApiErrors(400, 404)
+  credentials(
+    @CurrentScope() scope: RequestScope,
+    @Param('deviceId', uuidPipe) id: string,
+  ): Promise<DeviceCredentialsDto> {
+    return this.devices.issueCredentials(scope.id, id);
+  }
+
+  @Get(':deviceId/events')
+  @RequirePermission('device:read')
+  @ApiOperation({ summary: 'Lifecycle and status events of the device, newest first' })
+  @ApiOkResponse({ type: DeviceEventListDto })
+  @ApiErrors(400, 404)
+  events(
+    @CurrentScope() scope: RequestScope,
+    @Param('deviceId', uuidPipe) id: string,
+    @Query() query: DeviceEventListQueryDto,
+  ): Promise<DeviceEventListDto> {
+    return this.devices.listEvents(scope.id, id, query);
+  }
+}

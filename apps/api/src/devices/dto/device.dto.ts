@@ -1,0 +1,168 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { IsIn, IsInt, IsOptional, IsString, Matches, MaxLength, Min } from 'class-validator';
+import { ListQueryDto, ListResultDto, UpdatableEntityDto } from '../../common/list';
+import {
+  CONNECTION_STATUSES,
+  DEVICE_STATUSES,
+  type ConnectionStatus,
+  type Device,
+  type DeviceStatus,
+} from '../device.entity';
+
+const CLIENT_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+export class CreateDeviceDto {
+  @ApiProperty({
+    example: 'gw-0042',
+    pattern: CLIENT_ID.source,
+    description: 'MQTT client id; unique in the account',
+  })
+  @IsString()
+  @Matches(CLIENT_ID, { message: 'clientId must be 1–64 of A-Z a-z 0-9 . _ -' })
+  clientId: string;
+
+  @ApiPropertyOptional({ maxLength: 255 })
+  @IsOptional()
+  @IsString()
+  @MaxLength(255)
+  displayName?: string;
+
+  @ApiPropertyOptional({ enum: DEVICE_STATUSES, default: 'ENABLED' })
+  @IsOptional()
+  @IsIn(DEVICE_STATUSES)
+  status?: DeviceStatus;
+}
+
+export class UpdateDeviceDto {
+  @ApiPropertyOptional({ maxLength: 255 })
+  @IsOptional()
+  @IsString()
+  @MaxLength(255)
+  displayName?: string;
+
+  @ApiPropertyOptional({
+    enum: DEVICE_STATUSES,
+    description: 'DISABLED refuses its MQTT connections and commands',
+  })
+  @IsOptional()
+  @IsIn(DEVICE_STATUSES)
+  status?: DeviceStatus;
+
+  @ApiProperty()
+  @IsInt()
+  @Min(0)
+  optlock: number;
+}
+
+export class DeviceListQueryDto extends ListQueryDto {
+  @ApiPropertyOptional()
+  @IsOptional()
+  @IsString()
+  @MaxLength(64)
+  clientId?: string;
+
+  @ApiPropertyOptional({ enum: DEVICE_STATUSES })
+  @IsOptional()
+  @IsIn(DEVICE_STATUSES)
+  status?: DeviceStatus;
+
+  @ApiPropertyOptional({ enum: CONNECTION_STATUSES })
+  @IsOptional()
+  @IsIn(CONNECTION_STATUSES)
+  connectionStatus?: ConnectionStatus;
+
+  @ApiPropertyOptional({ description: 'Case-insensitive substring of clientId, displayName or serialNumber' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(255)
+  matchTerm?: string;
+}
+
+export class DeviceDto extends UpdatableEntityDto {
+  @ApiProperty()
+  clientId: string;
+
+  @ApiProperty()
+  displayName: string;
+
+  @ApiProperty({ enum: DEVICE_STATUSES })
+  status: string;
+
+  @ApiProperty({ enum: CONNECTION_STATUSES })
+  connectionStatus: string;
+
+  @ApiProperty({ nullable: true, type: Date })
+  lastEventOn: Date | null;
+
+  @ApiProperty({ nullable: true, type: String })
+  modelId: string | null;
+
+  @ApiProperty({ nullable: true, type: String })
+  serialNumber: string | null;
+
+  @ApiProperty({ nullable: true, type: String })
+  firmwareVersion: string | null;
+
+  @ApiProperty({ nullable: true, type: String })
+  connectionIp: string | null;
+
+  @ApiProperty({ type: [String] })
+  applicationIds: string[];
+
+  @ApiProperty({ example: '10.200.0.7', description: 'Stable tunnel address from the account VPN subnet' })
+  tunnelAddress: string;
+
+  @ApiProperty({ nullable: true, type: String, description: 'WireGuard public key announced by the agent' })
+  vpnPublicKey: string | null;
+
+  @ApiProperty({ nullable: true, type: String, description: 'MQTT username, once credentials were issued' })
+  mqttUsername: string | null;
+
+  @ApiProperty({ nullable: true, type: Date })
+  credentialsIssuedOn: Date | null;
+}
+
+export class DeviceListDto extends ListResultDto {
+  @ApiProperty({ type: [DeviceDto] })
+  items: DeviceDto[];
+}
+
+export class DeviceCredentialsDto {
+  @ApiProperty({ example: 'acme:gw-0042' })
+  username: string;
+
+  @ApiProperty({ description: 'Shown once; only a digest is stored' })
+  password: string;
+
+  @ApiProperty({ description: 'The MQTT client id the device must connect with' })
+  clientId: string;
+
+  @ApiProperty({ description: 'Account name: the account segment of the device topics' })
+  account: string;
+}
+
+export function toDeviceDto(d: Device): DeviceDto {
+  return {
+    id: d.id,
+    scopeId: d.scopeId,
+    clientId: d.clientId,
+    displayName: d.displayName,
+    status: d.status,
+    connectionStatus: d.connectionStatus,
+    lastEventOn: d.lastEventOn,
+    modelId: d.modelId,
+    serialNumber: d.serialNumber,
+    firmwareVersion: d.firmwareVersion,
+    connectionIp: d.connectionIp,
+    applicationIds: d.applicationIds ? d.applicationIds.split(',').filter(Boolean) : [],
+    tunnelAddress: d.tunnelIp,
+    vpnPublicKey: d.vpnPublicKey,
+    mqttUsername: d.mqttUsername,
+    credentialsIssuedOn: d.credentialsIssuedOn,
+    createdOn: d.createdOn,
+    createdBy: d.createdBy,
+    modifiedOn: d.modifiedOn,
+    modifiedBy: d.modifiedBy,
+    optlock: d.optlock,
+  };
+}

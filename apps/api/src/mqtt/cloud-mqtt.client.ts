@@ -1,0 +1,129 @@
+import {
+  BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  Logger,
+  OnApplicationBootstrap,
+} from '@nestjs/common';
+import { connect, type IClientOptions, type MqttClient } from 'mqtt';
+import { APP_CONFIG, type AppConfig } from '../config/app-config';
+import { CLOUD_USERNAME } from './broker-identity';
+import { EmbeddedBroker } from './embedded-broker';
+
+export type MqttMessageListener = (topic: string, payload: Buffer) => void;
+
+/**
+ * The cloud's one MQTT client. Its client id is stable per instance and its
+ * session persistent (clean: false) with QoS 1, so replies and events queued
+ * while it reconnects are delivered afterwards (DESIGN §6).
+ */
+@Injectable()
+export class CloudMqttClient implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger('CloudMqttClient');
+  private client?: MqttClient;
+  private readonly subscriptions = new Set<string>();
+  private readonly listeners: MqttMessageListener[] = [];
+  private readonly connectListeners: Array<() => void> = [];
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly embedded: EmbeddedBroker,
+  ) {}
+
+  get clientId(): string {
+    return this.config.mqttClientId;
+  }
+
+  get connected(): boolean {
+    return this.client?.connected ?? false;
+  }
+
+  get brokerUrl(): string {
+    return this.config.mqttUrl ?? this.embedded.url;
+  }
+
+  /** Registers a topic filter; (re)subscribed on every connect. */
+  async subscribe(filter: string): Promise<void> {
+    this.subscriptions.add(filter);
+    if (this.client?.connected) await this.client.subscribeAsync(filter, { qos: 1 });
+  }
+
+  onMessage(listener: MqttMessageListener): void {
+    this.listeners.push(listener);
+  }
+
+  onConnect(listener: () => void): void {
+    this.connectListeners.push(listener);
+  }
+
+  async publish(topic: string, payload: Buffer): Promise<void> {
+    if (!this.client?.connected) throw new Error('MQTT client not connected');
+    await this.client.publishAsync(topic, payload, { qos: 1 });
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    const options: IClientOptions = {
+      clientId: this.config.mqttClientId,
+      clean: this.config.mqttCleanSession,
+      keepalive: 30,
+      reconnectPeriod: 1000,
+      connectTimeout: 10_000,
+      protocolVersion: 4,
+    };
+    if (this.embedded.enabled) {
+      options.username = CLOUD_USERNAME;
+      options.password = this.embedded.cloudPassword;
+    } else if (this.config.mqttUsername) {
+      options.username = this.config.mqttUsername;
+      options.password = this.config.mqttPassword;
+    }
+    const client = connect(this.brokerUrl, options);
+    this.client = client;
+    client.on('connect', (connack) => {
+      this.logger.log(
+        `connected to ${this.redactedUrl()} as ${this.clientId} (session present: ${connack.sessionPresent})`,
+      );
+      const filters = [...this.subscriptions];
+      if (filters.length) {
+        client.subscribe(filters, { qos: 1 }, (err) => {
+          if (err) this.logger.error({ err }, 'subscribe failed');
+        });
+      }
+      for (const l of this.connectListeners) l();
+    });
+    client.on('message', (topic, payload) => {
+      for (const l of this.listeners) {
+        try {
+          l(topic, payload);
+        } catch (err) {
+          this.logger.error({ err, topic }, 'message handler failed');
+        }
+      }
+    });
+    client.on('error', (err) => this.logger.warn(`MQTT error: ${err.message}`));
+    client.on('offline', () => this.logger.warn('MQTT client offline; reconnecting'));
+    await new Promise<void>((resolve) => {
+      // Start-up does not wait forever for a broker that is down: the client keeps retrying
+      // and /health/ready reports it until it is back.
+      const timer = setTimeout(resolve, 10_000);
+      client.once('connect', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private redactedUrl(): string {
+    const u = new URL(this.brokerUrl);
+    u.password = '';
+    u.username = '';
+    return u.toString();
+  }
+
+  /** Before the embedded broker closes, so the session ends cleanly. */
+  async beforeApplicationShutdown(): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    if (client) await client.endAsync();
+  }
+}

@@ -1,0 +1,105 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import { IsInt, IsOptional, Max, Min } from 'class-validator';
+import { VPN_STATUSES } from '@app/protocol';
+import { ListQueryDto, ListResultDto } from '../../common/list';
+import { CONNECTION_STATUSES } from '../../devices/device.entity';
+import { OPERATION_STATUSES, type DeviceOperation } from '../device-operation.entity';
+
+export const DEFAULT_COMMAND_TIMEOUT_MS = 30_000;
+
+export class VpnCommandQueryDto {
+  @ApiPropertyOptional({
+    minimum: 1000,
+    maximum: 300000,
+    default: DEFAULT_COMMAND_TIMEOUT_MS,
+    description: 'How long to wait for the device, in ms',
+  })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1000)
+  @Max(300_000)
+  timeout: number = DEFAULT_COMMAND_TIMEOUT_MS;
+}
+
+export class VpnStatusDto {
+  @ApiProperty()
+  connected: boolean;
+
+  @ApiProperty({ example: '10.200.12.49', description: '"0.0.0.0" when not connected' })
+  ipAddress: string;
+
+  @ApiProperty({ enum: VPN_STATUSES })
+  status: string;
+
+  @ApiProperty({
+    example: '004',
+    description: 'IXON-style step code: 000 unknown, 001 n/a, 002 pending, 003 done, 004 active, 010+ errors',
+  })
+  statusCode: string;
+
+  @ApiProperty({ enum: CONNECTION_STATUSES, description: "The device's MQTT link" })
+  deviceConnection: string;
+
+  @ApiProperty({ nullable: true, type: Date, description: 'When the agent last reported; null if never' })
+  reportedOn: Date | null;
+}
+
+export class OperationListQueryDto extends ListQueryDto {}
+
+export class DeviceOperationDto {
+  @ApiProperty({ format: 'uuid' })
+  id: string;
+
+  @ApiProperty({ format: 'uuid' })
+  deviceId: string;
+
+  @ApiProperty()
+  requestId: string;
+
+  @ApiProperty({ enum: ['connect', 'disconnect', 'status'] })
+  command: string;
+
+  @ApiProperty({ enum: OPERATION_STATUSES })
+  status: string;
+
+  @ApiProperty({ format: 'uuid', nullable: true, type: String })
+  requestedBy: string | null;
+
+  @ApiProperty()
+  startedOn: Date;
+
+  @ApiProperty({ nullable: true, type: Date })
+  endedOn: Date | null;
+
+  @ApiProperty({ nullable: true, type: Number })
+  durationMs: number | null;
+
+  @ApiProperty({ nullable: true, type: Number })
+  responseCode: number | null;
+
+  @ApiProperty({ nullable: true, type: String })
+  errorMessage: string | null;
+}
+
+export class DeviceOperationListDto extends ListResultDto {
+  @ApiProperty({ type: [DeviceOperationDto] })
+  items: DeviceOperationDto[];
+}
+
+export function toOperationDto(o: DeviceOperation): DeviceOperationDto {
+  return {
+    id: o.id,
+    deviceId: o.deviceId,
+    requestId: o.requestId,
+    command: o.command,
+    status: o.status,
+    requestedBy: o.requestedBy,
+    startedOn: o.startedOn,
+    endedOn: o.endedOn,
+    durationMs: o.durationMs,
+    responseCode: o.responseCode,
+    errorMessage: o.errorMessage,
+  };
+}

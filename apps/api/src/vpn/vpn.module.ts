@@ -1,0 +1,17 @@
+import { Module } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { DevicesModule } from '../devices/devices.module';
+import { DeviceOperation } from './device-operation.entity';
+import { DeviceVpnStatus } from './device-vpn-status.entity';
+import { VpnCommandService } from './vpn-command.service';
+import { VpnController } from './vpn.controller';
+import { VpnService } from './vpn.service';
+import { VpnStatusIngest } from './vpn-status.ingest';
+import { VpnStatusStore } from './vpn-status.store';
+
+@Module({
+  imports: [TypeOrmModule.forFeature([DeviceOperation, DeviceVpnStatus]), DevicesModule],
+  controllers: [VpnController],
+  providers: [VpnService, VpnCommandService, VpnStatusStore, VpnStatusIngest],
+})
+export class VpnModule {}

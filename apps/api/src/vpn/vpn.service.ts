@@ -1,0 +1,76 @@
+import { Injectable } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import { DataSource, Repository } from 'typeorm';
+import { AppError } from '../common/app-error';
+import { toListResult, type ListResult } from '../common/list';
+import { DevicesService } from '../devices/devices.service';
+import { DeviceOperation } from './device-operation.entity';
+import {
+  toOperationDto,
+  type DeviceOperationDto,
+  type OperationListQueryDto,
+  type VpnStatusDto,
+} from './dto/vpn.dto';
+import { toVpnStatusDto } from './vpn-status.view';
+
+interface StatusRow {
+  connection_status: string;
+  connected: boolean | null;
+  ip_address: string | null;
+  status: string | null;
+  status_code: string | null;
+  reported_on: Date | null;
+}
+
+/** Reads of the VPN side: the last reported status (never waits on the device) and the command history. */
+@Injectable()
+export class VpnService {
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly devices: DevicesService,
+    @InjectRepository(DeviceOperation) private readonly operations: Repository<DeviceOperation>,
+  ) {}
+
+  /** One primary-key query: this route is what fleet dashboards poll. */
+  async status(scopeId: string, deviceId: string): Promise<VpnStatusDto> {
+    const rows: StatusRow[] = await this.dataSource.query(
+      `SELECT d.connection_status, s.connected, s.ip_address, s.status, s.status_code, s.reported_on
+         FROM device d LEFT JOIN device_vpn_status s ON s.device_id = d.id
+        WHERE d.id = $1 AND d.scope_id = $2`,
+      [deviceId, scopeId],
+    );
+    const row = rows[0];
+    if (!row) throw AppError.notFound('Device', `No device ${deviceId} in this scope`);
+    return toVpnStatusDto(
+      row.connection_status,
+      row.reported_on
+        ? {
+            connected: row.connected ?? false,
+            ipAddress: row.ip_address ?? '',
+            status: row.status ?? 'idle',
+            statusCode: row.status_code ?? '000',
+            reportedOn: row.reported_on,
+          }
+        : null,
+    );
+  }
+
+  async listOperations(
+    scopeId: string,
+    deviceId: string,
+    q: OperationListQueryDto,
+  ): Promise<ListResult<DeviceOperationDto>> {
+    await this.devices.findOne(scopeId, deviceId);
+    const where = { scopeId, deviceId };
+    const [rows, total] = await Promise.all([
+      this.operations.find({
+        where,
+        order: { startedOn: 'DESC', id: 'ASC' },
+        skip: q.offset,
+        take: q.limit + 1,
+      }),
+      q.askTotalCount ? this.operations.count({ where }) : Promise.resolve(undefined),
+    ]);
+    return toListResult(rows, q, toOperationDto, total);
+  }
+}

@@ -1,0 +1,14 @@
+import type { AgentConfig } from '../config';
+import { Logger } from '../logger';
+import { SimulatedDriver } from './simulated.driver';
+import { VpnDriver } from './vpn-driver';
+import { WireguardDriver } from './wireguard.driver';
+
+export async function createDriver(config: AgentConfig, logger: Logger): Promise<VpnDriver> {
+  switch (config.driver) {
+    case 'simulated':
+      return new SimulatedDriver(config.simulated, config.mqtt.clientId);
+    case 'wireguard':
+      return WireguardDriver.create(config.wireguard, logger);
+  }
+}

@@ -1,0 +1,11 @@
+// @app/protocol: the device protocol shared by the API and the VPN agent (DESIGN §6, docs/protocol.md).
+export * from './kura-payload';
+export * from './kura-payload.codec';
+export { KURA_PAYLOAD_PROTO } from './kura-payload.schema';
+export * from './ip-address';
+export * from './topics';
+export * from './metrics';
+export * from './vpn-status';
+export * from './vpn-profile';
+export * from './requests';
+export * from './birth';

@@ -1,0 +1,9 @@
+import { Init1763900000000 } from './1763900000000-Init';
+import { DevicesAndVpn1763910000000 } from './1763910000000-DevicesAndVpn';
+
+/**
+ * Every migration, in order. A file generated with `npm run migration:generate`
+ * must be added here; the drift test fails while it is not.
+ */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- TypeORM's own type for migration classes
+export const MIGRATIONS: Function[] = [Init1763900000000, DevicesAndVpn1763910000000];

@@ -1,0 +1,281 @@
+import { randomBytes } from 'node:crypto';
+import { connectAsync, type IClientOptions, type MqttClient } from 'mqtt';
+import request from 'supertest';
+import {
+  birthMetrics,
+  encodeKuraPayload,
+  statusMetrics,
+  Topics,
+  type BirthCertificate,
+  type KuraPayload,
+  type VpnStatusReport,
+} from '@app/protocol';
+import { bearer } from './http';
+import type { TestApi } from './test-api';
+
+/**
+ * Device factories over the HTTP API, and raw MQTT clients that speak for a device. Against a
+ * shared broker (TEST_MQTT_URL) topics are shared with parallel test files: use random account
+ * names and client ids (`uniqueClientId()`).
+ */
+
+/** True when the tests run against a real broker (Mosquitto) instead of the embedded aedes. */
+export const usesExternalBroker = (): boolean => !!process.env.TEST_MQTT_URL;
+
+export const uniqueClientId = (prefix = 'dev'): string => `${prefix}-${randomBytes(5).toString('hex')}`;
+
+export interface DeviceBody {
+  id: string;
+  scopeId: string;
+  clientId: string;
+  displayName: string;
+  status: 'ENABLED' | 'DISABLED';
+  connectionStatus: 'NEVER_CONNECTED' | 'CONNECTED' | 'DISCONNECTED' | 'MISSING';
+  lastEventOn: string | null;
+  modelId: string | null;
+  serialNumber: string | null;
+  firmwareVersion: string | null;
+  connectionIp: string | null;
+  applicationIds: string[];
+  tunnelAddress: string;
+  vpnPublicKey: string | null;
+  mqttUsername: string | null;
+  credentialsIssuedOn: string | null;
+  createdOn: string;
+  createdBy: string | null;
+  modifiedOn: string;
+  modifiedBy: string | null;
+  optlock: number;
+}
+
+export interface DeviceCredentials {
+  username: string;
+  password: string;
+  clientId: string;
+  account: string;
+}
+
+export interface DeviceEventBody {
+  id: string;
+  deviceId: string;
+  type: string;
+  receivedOn: string;
+  sentOn: string | null;
+  details: Record<string, unknown>;
+}
+
+/** Registers a device in `scope` (an account id or `_`); a random clientId unless given. */
+export async function createDevice(
+  api: TestApi,
+  token: string,
+  scope = '_',
+  body: { clientId?: string; displayName?: string; status?: 'ENABLED' | 'DISABLED' } = {},
+): Promise<DeviceBody> {
+  const res = await request(api.url)
+    .post(`/v1/${scope}/devices`)
+    .set(bearer(token))
+    .send({ clientId: uniqueClientId(), ...body });
+  if (res.status !== 201) throw new Error(`createDevice: ${res.status} ${res.text}`);
+  return res.body as DeviceBody;
+}
+
+export async function getDevice(api: TestApi, token: string, scope: string, id: string): Promise<DeviceBody> {
+  const res = await request(api.url).get(`/v1/${scope}/devices/${id}`).set(bearer(token));
+  if (res.status !== 200) throw new Error(`getDevice: ${res.status} ${res.text}`);
+  return res.body as DeviceBody;
+}
+
+/** Issues (or rotates) the device's MQTT credentials. */
+export async function issueCredentials(
+  api: TestApi,
+  token: string,
+  scope: string,
+  deviceId: string,
+): Promise<DeviceCredentials> {
+  const res = await request(api.url).post(`/v1/${scope}/devices/${deviceId}/credentials`).set(bearer(token));
+  if (res.status !== 201) throw new Error(`issueCredentials: ${res.status} ${res.text}`);
+  return res.body as DeviceCredentials;
+}
+
+/** The device's events, newest first. */
+export async function listEvents(
+  api: TestApi,
+  token: string,
+  scope: string,
+  deviceId: string,
+  query: Record<string, string | number | boolean> = {},
+): Promise<{ items: DeviceEventBody[]; size: number; limitExceeded: boolean; totalCount?: number }> {
+  const res = await request(api.url)
+    .get(`/v1/${scope}/devices/${deviceId}/events`)
+    .query(query)
+    .set(bearer(token));
+  if (res.status !== 200) throw new Error(`listEvents: ${res.status} ${res.text}`);
+  return res.body;
+}
+
+export interface VpnStatusBody {
+  connected: boolean;
+  ipAddress: string;
+  status: string;
+  statusCode: string;
+  deviceConnection: string;
+  reportedOn: string | null;
+}
+
+export async function getVpnStatus(
+  api: TestApi,
+  token: string,
+  scope: string,
+  deviceId: string,
+): Promise<VpnStatusBody> {
+  const res = await request(api.url).get(`/v1/${scope}/devices/${deviceId}/vpn`).set(bearer(token));
+  if (res.status !== 200) throw new Error(`getVpnStatus: ${res.status} ${res.text}`);
+  return res.body as VpnStatusBody;
+}
+
+export interface ConnectDeviceOptions {
+  /** Defaults to the device's clientId. */
+  clientId?: string;
+  username?: string;
+  password?: string;
+  /** Sets the protocol's last will (`$EDC/{account}/{clientId}/MQTT/LWT`), or this topic. */
+  will?: boolean | string;
+}
+
+/** The MQTT.js options of a device connection; never reconnects, so a refusal or a close is final. */
+function deviceOptions(
+  clientId: string,
+  account: string | undefined,
+  o: ConnectDeviceOptions,
+): IClientOptions {
+  const options: IClientOptions = {
+    clientId,
+    clean: true,
+    protocolVersion: 4,
+    reconnectPeriod: 0,
+    connectTimeout: 5000,
+    keepalive: 30,
+  };
+  if (o.username !== undefined) options.username = o.username;
+  if (o.password !== undefined) options.password = o.password;
+  if (o.will) {
+    const topic = typeof o.will === 'string' ? o.will : Topics.lwt(account ?? '', clientId);
+    options.will = {
+      topic,
+      payload: encodeKuraPayload({ timestamp: Date.now(), metrics: [] }),
+      qos: 1,
+      retain: false,
+    };
+  }
+  return options;
+}
+
+/** A raw MQTT client connected with the device credentials (client id = the device's clientId). */
+export async function connectDevice(
+  api: TestApi,
+  creds: DeviceCredentials,
+  opts: ConnectDeviceOptions = {},
+): Promise<MqttClient> {
+  const clientId = opts.clientId ?? creds.clientId;
+  return connectAsync(
+    api.mqttUrl,
+    deviceOptions(clientId, creds.account, {
+      username: creds.username,
+      password: creds.password,
+      ...opts,
+    }),
+  );
+}
+
+/** A raw client without credentials; only a broker that allows anonymous access accepts it. */
+export async function connectAnonymous(
+  api: TestApi,
+  account: string,
+  clientId: string,
+  opts: ConnectDeviceOptions = {},
+): Promise<MqttClient> {
+  return connectAsync(api.mqttUrl, deviceOptions(clientId, account, opts));
+}
+
+/**
+ * A client that speaks for `device` of `account` on whichever broker the API uses: with issued
+ * credentials on the embedded broker, anonymously with the device's clientId on an external one
+ * (the machine's Mosquitto enforces no auth: production brokers do, through their own hook).
+ */
+export async function connectAsDevice(
+  api: TestApi,
+  token: string,
+  scope: string,
+  device: DeviceBody,
+  account: string,
+  opts: ConnectDeviceOptions = {},
+): Promise<MqttClient> {
+  if (usesExternalBroker()) return connectAnonymous(api, account, device.clientId, opts);
+  const creds = await issueCredentials(api, token, scope, device.id);
+  return connectDevice(api, creds, opts);
+}
+
+export const kuraBytes = (metrics: KuraPayload['metrics'], timestamp = Date.now()): Buffer =>
+  encodeKuraPayload({ timestamp, metrics });
+
+export async function publishBirth(
+  client: MqttClient,
+  account: string,
+  clientId: string,
+  birth: Partial<BirthCertificate> = {},
+): Promise<void> {
+  const metrics = birthMetrics({ applicationIds: ['VPNCLIENT-V2'], ...birth });
+  await client.publishAsync(Topics.birth(account, clientId), kuraBytes(metrics), { qos: 1 });
+}
+
+export async function publishDc(client: MqttClient, account: string, clientId: string): Promise<void> {
+  await client.publishAsync(Topics.disconnect(account, clientId), kuraBytes([]), { qos: 1 });
+}
+
+export async function publishStatus(
+  client: MqttClient,
+  account: string,
+  clientId: string,
+  report: VpnStatusReport,
+): Promise<void> {
+  await client.publishAsync(Topics.status(account, clientId), kuraBytes(statusMetrics(report)), { qos: 1 });
+}
+
+/** Publishes raw bytes with QoS 1 (for malformed payloads). */
+export async function publishRaw(client: MqttClient, topic: string, payload: Buffer): Promise<void> {
+  await client.publishAsync(topic, payload, { qos: 1 });
+}
+
+/** Resolves when the connection is closed (by the broker or by us). */
+export function closed(client: MqttClient): Promise<void> {
+  if (!client.connected && client.disconnected) return Promise.resolve();
+  return new Promise((resolve) => client.once('close', () => resolve()));
+}
+
+/**
+ * Subscribes and returns the SUBACK return codes, one per filter (128 = refused). MQTT.js
+ * rejects `subscribeAsync` when any code is a failure; the SUBACK packet is on the error.
+ */
+export async function subscribeGranted(client: MqttClient, filters: string[]): Promise<number[]> {
+  try {
+    const granted = await client.subscribeAsync(filters, { qos: 1 });
+    return granted.map((g) => g.qos);
+  } catch (err) {
+    const packet = (err as { packet?: { granted?: Array<number | object> } }).packet;
+    if (!packet?.granted) throw err;
+    return packet.granted.map((g) => (typeof g === 'number' ? g : 128));
+  }
+}
+
+/** Records every message the client receives, in arrival order. */
+export function recordMessages(client: MqttClient): Array<{ topic: string; payload: Buffer }> {
+  const seen: Array<{ topic: string; payload: Buffer }> = [];
+  client.on('message', (topic, payload) => seen.push({ topic, payload }));
+  return seen;
+}
+
+/** Ends clients that may already be closed, without waiting on a dead connection. */
+export async function endAll(...clients: Array<MqttClient | undefined>): Promise<void> {
+  const open = clients.filter((c): c is MqttClient => c !== undefined);
+  await Promise.all(open.map((c) => c.endAsync(true).catch(() => undefined)));
+}
