@@ -36,9 +36,9 @@ import { createTenant, type Tenant } from '../support/factories';
 import { bearer, login } from '../support/http';
 import { startTestApi, type TestApi } from '../support/test-api';
 
-// The machine's Mosquitto enforces no ACL (production brokers do, through their own auth hook),
-// so these tests only apply to the embedded broker.
-const describeEmbedded = process.env.TEST_MQTT_URL ? describe.skip : describe;
+// Device auth and the topic ACL are enforced by the embedded broker; an external broker enforces
+// them through its own auth hooks. So these tests always use the embedded broker (with the real
+// Postgres when TEST_DATABASE_URL is set).
 
 const SUBACK_FAILURE = 128;
 
@@ -48,7 +48,7 @@ interface Party {
   creds: DeviceCredentials;
 }
 
-describeEmbedded('device topic ACL (embedded broker only: Mosquitto here enforces no ACL)', () => {
+describe('device topic ACL (embedded broker)', () => {
   let api: TestApi;
   let rootToken: string;
   let a: Tenant;
@@ -104,7 +104,7 @@ describeEmbedded('device topic ACL (embedded broker only: Mosquitto here enforce
   };
 
   beforeAll(async () => {
-    api = await startTestApi();
+    api = await startTestApi({}, { embeddedBroker: true });
     rootToken = await login(api);
     a = await createTenant(api, rootToken);
     b = await createTenant(api, rootToken);

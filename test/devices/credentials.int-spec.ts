@@ -19,9 +19,9 @@ import { createTenant, type Tenant } from '../support/factories';
 import { bearer, login } from '../support/http';
 import { startTestApi, type TestApi } from '../support/test-api';
 
-// The machine's Mosquitto allows anonymous access and checks no credentials (production brokers
-// check them through their own auth hook), so these tests only apply to the embedded broker.
-const describeEmbedded = process.env.TEST_MQTT_URL ? describe.skip : describe;
+// Device auth and the topic ACL are enforced by the embedded broker; an external broker enforces
+// them through its own auth hooks. So these tests always use the embedded broker (with the real
+// Postgres when TEST_DATABASE_URL is set).
 
 /** The broker refused the CONNECT (3.1.1 return code 4 bad credentials or 5 not authorised). */
 async function expectRefused(connecting: Promise<MqttClient>): Promise<void> {
@@ -36,7 +36,7 @@ async function expectRefused(connecting: Promise<MqttClient>): Promise<void> {
   throw new Error('the broker accepted a connection it should have refused');
 }
 
-describeEmbedded('device MQTT credentials (embedded broker only: Mosquitto here enforces no auth)', () => {
+describe('device MQTT credentials (embedded broker)', () => {
   let api: TestApi;
   let rootToken: string;
   let tenant: Tenant;
@@ -51,7 +51,7 @@ describeEmbedded('device MQTT credentials (embedded broker only: Mosquitto here 
   };
 
   beforeAll(async () => {
-    api = await startTestApi();
+    api = await startTestApi({}, { embeddedBroker: true });
     rootToken = await login(api);
     tenant = await createTenant(api, rootToken);
     token = tenant.admin.token;

@@ -18,6 +18,11 @@ export interface StartTestApiOptions {
   database?: TestDatabase;
   /** Receives the API's JSON log lines (set LOG_LEVEL in env to choose what is logged). */
   logDestination?: { write(line: string): void };
+  /**
+   * Use the embedded broker even when TEST_MQTT_URL is set: the broker's own device auth and
+   * ACL exist only there (an external broker enforces them through its own hooks).
+   */
+  embeddedBroker?: boolean;
 }
 
 export interface TestApi extends RunningApi {
@@ -48,7 +53,9 @@ export async function startTestApi(
     ADMIN_PASSWORD: TEST_ADMIN_PASSWORD,
     MQTT_CLIENT_ID: `test-cloud-${randomBytes(4).toString('hex')}`,
     // Throwaway client ids must not leave persistent sessions queueing messages in a shared broker.
-    ...(process.env.TEST_MQTT_URL ? { MQTT_URL: process.env.TEST_MQTT_URL, MQTT_CLEAN_SESSION: 'true' } : {}),
+    ...(process.env.TEST_MQTT_URL && !options.embeddedBroker
+      ? { MQTT_URL: process.env.TEST_MQTT_URL, MQTT_CLEAN_SESSION: 'true' }
+      : {}),
     ...env,
   });
   let api: RunningApi;

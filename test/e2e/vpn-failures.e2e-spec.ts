@@ -1,0 +1,151 @@
+import request from 'supertest';
+import {
+  bearer,
+  createDevice,
+  createTenant,
+  expectErrorBody,
+  getVpnStatus,
+  listOperations,
+  login,
+  pollUntil,
+  ProcessGroup,
+  startDeviceAgent,
+  waitForConnectionStatus,
+  type E2eDevice,
+} from '../support/e2e-fixtures';
+import { startApiProcess, type ApiProcess } from '../support/processes';
+
+describe('device VPN commands when the device fails', () => {
+  const procs = new ProcessGroup();
+  let api: ApiProcess;
+  let token: string;
+
+  const command = (device: E2eDevice, path: string) =>
+    request(api.url).post(`/v1/_/devices/${device.id}/vpn/${path}`).set(bearer(token));
+
+  beforeAll(async () => {
+    api = procs.api(await startApiProcess());
+    const tenant = await createTenant(api.url, await login(api.url));
+    token = tenant.admin.token;
+  }, 120_000);
+
+  afterAll(() => procs.stopAll());
+
+  it('should mark the device MISSING when its agent is killed and refuse commands with 409 DEVICE_NOT_CONNECTED', async () => {
+    const device = await createDevice(api.url, token);
+    const agent = procs.agent(await startDeviceAgent(api, device));
+    await waitForConnectionStatus(api.url, token, device.id, 'CONNECTED');
+
+    await agent.stop('SIGKILL');
+    await waitForConnectionStatus(api.url, token, device.id, 'MISSING');
+
+    // A long timeout: the answer must not wait for it.
+    expectErrorBody(await command(device, '_connect?timeout=60000'), 409, 'DEVICE_NOT_CONNECTED');
+    expectErrorBody(await command(device, '_disconnect?timeout=60000'), 409, 'DEVICE_NOT_CONNECTED');
+    expect(await getVpnStatus(api.url, token, device.id)).toMatchObject({ deviceConnection: 'MISSING' });
+  });
+
+  it('should answer 504 DEVICE_TIMEOUT and record a TIMEOUT operation when the device never answers', async () => {
+    const device = await createDevice(api.url, token);
+    procs.agent(await startDeviceAgent(api, device, ['--fail-mode', 'timeout']));
+    await waitForConnectionStatus(api.url, token, device.id, 'CONNECTED');
+
+    expectErrorBody(await command(device, '_connect?timeout=1500'), 504, 'DEVICE_TIMEOUT');
+    const [op] = await listOperations(api.url, token, device.id);
+    expect(op).toMatchObject({ command: 'connect', status: 'TIMEOUT', responseCode: null });
+    expect(op.endedOn).not.toBeNull();
+  });
+
+  it("should answer 502 DEVICE_ERROR with the device's message and record a FAILED operation when the tunnel fails", async () => {
+    const device = await createDevice(api.url, token);
+    procs.agent(await startDeviceAgent(api, device, ['--fail-mode', 'connect']));
+    await waitForConnectionStatus(api.url, token, device.id, 'CONNECTED');
+
+    const res = await command(device, '_connect');
+    expectErrorBody(res, 502, 'DEVICE_ERROR');
+    expect(res.body.details).toMatch(/simulated failure/);
+    const [op] = await listOperations(api.url, token, device.id);
+    expect(op).toMatchObject({
+      command: 'connect',
+      status: 'FAILED',
+      responseCode: 500,
+      errorMessage: res.body.details,
+    });
+    expect(await getVpnStatus(api.url, token, device.id)).toMatchObject({
+      connected: false,
+      ipAddress: '0.0.0.0',
+    });
+  });
+
+  it('should fail a command in flight with 409 (not wait for its timeout) when the agent is killed', async () => {
+    const device = await createDevice(api.url, token);
+    const agent = procs.agent(await startDeviceAgent(api, device, ['--fail-mode', 'timeout']));
+    await waitForConnectionStatus(api.url, token, device.id, 'CONNECTED');
+
+    const inFlight = command(device, '_connect?timeout=60000').then((r) => r);
+    await pollUntil(
+      'the connect operation to be RUNNING',
+      () => listOperations(api.url, token, device.id),
+      (ops) => ops[0]?.status === 'RUNNING',
+    );
+    await agent.stop('SIGKILL');
+
+    const res = await inFlight;
+    expectErrorBody(res, 409, 'DEVICE_NOT_CONNECTED');
+    const [op] = await listOperations(api.url, token, device.id);
+    expect(op).toMatchObject({ command: 'connect', status: 'FAILED' });
+    expect(op.endedOn).not.toBeNull();
+    await waitForConnectionStatus(api.url, token, device.id, 'MISSING');
+  });
+
+  it('should answer a command in flight with 502 DEVICE_ERROR (not wait for its timeout) when the agent stops cleanly', async () => {
+    const device = await createDevice(api.url, token);
+    const agent = procs.agent(await startDeviceAgent(api, device, ['--fail-mode', 'timeout']));
+    await waitForConnectionStatus(api.url, token, device.id, 'CONNECTED');
+
+    const inFlight = command(device, '_connect?timeout=60000').then((r) => r);
+    await pollUntil(
+      'the connect operation to be RUNNING',
+      () => listOperations(api.url, token, device.id),
+      (ops) => ops[0]?.status === 'RUNNING',
+    );
+    // The agent aborts the hanging connect and answers it before its DC.
+    expect(await agent.stop('SIGTERM')).toBe(0);
+
+    expectErrorBody(await inFlight, 502, 'DEVICE_ERROR');
+    const [op] = await listOperations(api.url, token, device.id);
+    expect(op).toMatchObject({ command: 'connect', status: 'FAILED' });
+    await waitForConnectionStatus(api.url, token, device.id, 'DISCONNECTED');
+  });
+
+  it('should refuse commands to a disabled device with 409', async () => {
+    const device = await createDevice(api.url, token);
+    procs.agent(await startDeviceAgent(api, device));
+    await waitForConnectionStatus(api.url, token, device.id, 'CONNECTED');
+    const current = await request(api.url).get(`/v1/_/devices/${device.id}`).set(bearer(token)).expect(200);
+    await request(api.url)
+      .put(`/v1/_/devices/${device.id}`)
+      .set(bearer(token))
+      .send({ status: 'DISABLED', optlock: current.body.optlock })
+      .expect(200);
+
+    expectErrorBody(await command(device, '_connect'), 409, 'CONFLICT');
+    expect(await listOperations(api.url, token, device.id)).toEqual([]);
+  });
+
+  it('should mark the device DISCONNECTED and its tunnel down when the agent stops cleanly', async () => {
+    const device = await createDevice(api.url, token);
+    const agent = procs.agent(await startDeviceAgent(api, device));
+    await waitForConnectionStatus(api.url, token, device.id, 'CONNECTED');
+    expect((await command(device, '_connect')).body).toMatchObject({ connected: true });
+
+    expect(await agent.stop('SIGTERM')).toBe(0);
+    await waitForConnectionStatus(api.url, token, device.id, 'DISCONNECTED');
+    await pollUntil(
+      'the tunnel-down report of the clean stop',
+      () => getVpnStatus(api.url, token, device.id),
+      (s) => !s.connected,
+    );
+    expectErrorBody(await command(device, '_connect'), 409, 'DEVICE_NOT_CONNECTED');
+  });
+});

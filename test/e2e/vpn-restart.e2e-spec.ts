@@ -1,0 +1,207 @@
+import { connect } from 'mqtt';
+import request from 'supertest';
+import {
+  bearer,
+  clearMqttSession,
+  createDevice,
+  createTenant,
+  expectErrorBody,
+  getVpnStatus,
+  listEvents,
+  listOperations,
+  login,
+  pollUntil,
+  ProcessGroup,
+  startDeviceAgent,
+  waitForConnectionStatus,
+  type E2eDevice,
+} from '../support/e2e-fixtures';
+import { startAgentProcess, startApiProcess, type ApiProcess } from '../support/processes';
+
+/** Restarts of either side: the agent process, the API process (same database), and the broker link. */
+describe('device VPN across restarts', () => {
+  const procs = new ProcessGroup();
+  let api: ApiProcess;
+  let token: string;
+
+  const command = (device: E2eDevice, path: string) =>
+    request(api.url).post(`/v1/_/devices/${device.id}/vpn/${path}`).set(bearer(token));
+  const births = async (device: E2eDevice) =>
+    (await listEvents(api.url, token, device.id)).filter((e) => e.type === 'BIRTH').length;
+
+  beforeAll(async () => {
+    // The production default even on a shared broker: what is published while the API
+    // is down waits in its persistent session (cleared in afterAll).
+    api = procs.api(await startApiProcess({ MQTT_CLEAN_SESSION: 'false' }));
+    const tenant = await createTenant(api.url, await login(api.url));
+    token = tenant.admin.token;
+  }, 120_000);
+
+  afterAll(async () => {
+    await procs.stopAll();
+    if (api?.env.MQTT_URL) await clearMqttSession(api.mqttUrl, api.env.MQTT_CLIENT_ID);
+  });
+
+  describe('agent restart', () => {
+    it('should publish BIRTH again and be CONNECTED after a clean stop and a start with the same credentials', async () => {
+      const device = await createDevice(api.url, token);
+      const first = procs.agent(await startDeviceAgent(api, device));
+      await waitForConnectionStatus(api.url, token, device.id, 'CONNECTED');
+      expect(await first.stop('SIGTERM')).toBe(0);
+      await waitForConnectionStatus(api.url, token, device.id, 'DISCONNECTED');
+
+      procs.agent(await startDeviceAgent(api, device));
+      await waitForConnectionStatus(api.url, token, device.id, 'CONNECTED');
+      expect(await births(device)).toBe(2);
+      expect((await command(device, '_connect')).body).toMatchObject({
+        connected: true,
+        ipAddress: device.tunnelAddress,
+      });
+    });
+
+    it("should accept the new boot's status report after a crash, so the status converges, and connect again", async () => {
+      const device = await createDevice(api.url, token);
+      const first = procs.agent(await startDeviceAgent(api, device));
+      await waitForConnectionStatus(api.url, token, device.id, 'CONNECTED');
+      expect((await command(device, '_connect')).body).toMatchObject({ connected: true });
+
+      await first.stop('SIGKILL');
+      await waitForConnectionStatus(api.url, token, device.id, 'MISSING');
+      // The last report stands until the device says otherwise: the crash took the tunnel with it.
+      expect(await getVpnStatus(api.url, token, device.id)).toMatchObject({
+        connected: true,
+        deviceConnection: 'MISSING',
+      });
+
+      procs.agent(await startDeviceAgent(api, device));
+      await waitForConnectionStatus(api.url, token, device.id, 'CONNECTED');
+      // The new boot starts its seq again from 1: it must still replace the old boot's higher seq.
+      const converged = await pollUntil(
+        "the restarted agent's status report",
+        () => getVpnStatus(api.url, token, device.id),
+        (s) => !s.connected,
+      );
+      expect(converged).toMatchObject({
+        connected: false,
+        ipAddress: '0.0.0.0',
+        deviceConnection: 'CONNECTED',
+      });
+
+      const again = await command(device, '_connect');
+      expect(again.status).toBe(200);
+      expect(again.body).toMatchObject({ connected: true, ipAddress: device.tunnelAddress });
+    });
+  });
+
+  describe('API restart on the same database', () => {
+    it('should leave no operation RUNNING when the API is killed mid-command and restarted', async () => {
+      const device = await createDevice(api.url, token);
+      procs.agent(await startDeviceAgent(api, device, ['--fail-mode', 'timeout']));
+      await waitForConnectionStatus(api.url, token, device.id, 'CONNECTED');
+      const inFlight = command(device, '_connect?timeout=60000').then(
+        (r) => r.status,
+        () => 'connection lost',
+      );
+      await pollUntil(
+        'the connect operation to be RUNNING',
+        () => listOperations(api.url, token, device.id),
+        (ops) => ops[0]?.status === 'RUNNING',
+      );
+
+      api = await procs.restartApi(api, 'SIGKILL');
+      // The killed process never answered.
+      expect(await inFlight).toBe('connection lost');
+
+      const ops = await listOperations(api.url, token, device.id);
+      expect(ops).toHaveLength(1);
+      expect(ops[0]).toMatchObject({ command: 'connect', status: 'FAILED' });
+      expect(ops[0].endedOn).not.toBeNull();
+    });
+
+    it('should answer the command in flight with 503 and leave no operation RUNNING when the API stops cleanly', async () => {
+      const device = await createDevice(api.url, token);
+      procs.agent(await startDeviceAgent(api, device, ['--fail-mode', 'timeout']));
+      await waitForConnectionStatus(api.url, token, device.id, 'CONNECTED');
+      const inFlight = command(device, '_connect?timeout=60000').then((r) => r);
+      await pollUntil(
+        'the connect operation to be RUNNING',
+        () => listOperations(api.url, token, device.id),
+        (ops) => ops[0]?.status === 'RUNNING',
+      );
+
+      api = await procs.restartApi(api, 'SIGTERM');
+      expectErrorBody(await inFlight, 503, 'SERVICE_UNAVAILABLE');
+
+      const ops = await listOperations(api.url, token, device.id);
+      expect(ops.map((o) => o.status)).toEqual(['FAILED']);
+    });
+
+    it('should take an agent that (re)connects while the API is down back to CONNECTED and run commands', async () => {
+      const device = await createDevice(api.url, token);
+      const first = procs.agent(await startDeviceAgent(api, device));
+      await first.stop('SIGKILL');
+      await waitForConnectionStatus(api.url, token, device.id, 'MISSING');
+
+      await api.stop('SIGTERM');
+      // Started while the API (and an embedded broker) is down: it keeps retrying and
+      // publishes BIRTH as soon as the broker takes it, maybe before the cloud has subscribed.
+      procs.agent(
+        await startAgentProcess(
+          {
+            broker: api.mqttUrl,
+            account: device.credentials.account,
+            clientId: device.credentials.clientId,
+            username: device.credentials.username,
+            password: device.credentials.password,
+            args: ['--connect-delay-ms', '20', '--reconnect-period-ms', '100'],
+          },
+          false,
+        ),
+      );
+      api = await procs.restartApi(api);
+
+      await waitForConnectionStatus(api.url, token, device.id, 'CONNECTED');
+      const res = await command(device, '_connect');
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ connected: true, ipAddress: device.tunnelAddress });
+    });
+  });
+
+  describe('broker-side disconnect', () => {
+    it('should reconnect the agent, publish BIRTH again and keep the device commandable', async () => {
+      const device = await createDevice(api.url, token);
+      const agent = procs.agent(await startDeviceAgent(api, device));
+      await waitForConnectionStatus(api.url, token, device.id, 'CONNECTED');
+      const before = await births(device);
+      const mark = agent.lines.length;
+
+      // A second connection with the device's client id makes the broker drop the agent's.
+      const intruder = connect(api.mqttUrl, {
+        clientId: device.credentials.clientId,
+        username: device.credentials.username,
+        password: device.credentials.password,
+        reconnectPeriod: 0,
+        connectTimeout: 10_000,
+      });
+      try {
+        await new Promise<void>((resolve, reject) => {
+          intruder.once('connect', () => resolve());
+          intruder.once('error', reject);
+        });
+      } finally {
+        await intruder.endAsync(true);
+      }
+
+      await agent.waitFor('reconnected, BIRTH published', 15_000, mark);
+      await pollUntil(
+        'a new BIRTH event',
+        () => births(device),
+        (n) => n > before,
+      );
+      await waitForConnectionStatus(api.url, token, device.id, 'CONNECTED');
+      const res = await command(device, '_connect');
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ connected: true, ipAddress: device.tunnelAddress });
+    });
+  });
+});
