@@ -1,0 +1,56 @@
+'use strict';
+// The command round trip, shared by the command scenario and the fleet scenarios:
+// POST /v1/_/devices/{id}/vpn/_connect over the connected agents (50 connections), against
+// a raw MQTT.js request/reply ping-pong through the same broker (50 in flight).
+const { httpLoad, mqttPingPong } = require('./stack');
+const { alternate, checkHttp, ratio, latencyPair } = require('./measure');
+
+const CONCURRENCY = 50;
+
+async function commandRoundTrip(ctx, { devices, label, ceilingOnly = false }) {
+  const job = {
+    method: 'POST',
+    paths: devices.map((d) => `/v1/_/devices/${d.id}/vpn/_connect?timeout=5000`),
+    headers: { authorization: `Bearer ${ctx.token}` },
+    connections: CONCURRENCY,
+    warmupMs: ctx.opts.warmupMs,
+    durationMs: ctx.opts.durationMs,
+    maxRequests: ctx.opts.maxRequests,
+    timeoutSec: 10,
+    url: ctx.api.url,
+  };
+  const [requester, responder] = ctx.pingPongDevices;
+  const m = await alternate(
+    ctx.opts.rounds,
+    () =>
+      mqttPingPong(ctx, {
+        brokerUrl: ctx.api.brokerUrl,
+        requester,
+        responder,
+        concurrency: CONCURRENCY,
+        warmupMs: ctx.opts.warmupMs,
+        durationMs: ctx.opts.durationMs,
+      }),
+    () => (ceilingOnly ? Promise.resolve(null) : httpLoad(ctx, 'load-command-ours', job)),
+    (r) => r?.rps ?? 0,
+  );
+  const errorRate = checkHttp(`${label} (ours)`, m.ours);
+  if (m.ceiling.ok === 0) throw new Error(`${label} (ceiling): no ping-pong reply came back`);
+  const p50 = m.ours.latency.p50Ms;
+  return {
+    row: {
+      unit: 'cmd/s',
+      ours: m.ours.rps,
+      ceiling: m.ceiling.rps,
+      ratio: ratio(m.ours.rps, m.ceiling.rps),
+      oursLatency: latencyPair(m.ours.latency),
+      ceilingLatency: latencyPair(m.ceiling.latency),
+      target: 'p50 ≤ 3 ms and ≥ 1,000 cmd/s',
+      met: p50 <= 3 && m.ours.rps >= 1000 && errorRate <= 0.01,
+      errorRate,
+    },
+    details: { devices: devices.length, concurrency: CONCURRENCY, ...m },
+  };
+}
+
+module.exports = { commandRoundTrip };

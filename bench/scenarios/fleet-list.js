@@ -1,0 +1,59 @@
+'use strict';
+// Fleet listing: GET /v1/_/devices?limit=500&offset=… over every page of the bench account's
+// devices (10,000 in full mode), 10 connections; p99 is the figure. Ceiling: the same page query
+// and JSON from the bare node:http + pg server.
+const { startCeilingServer, httpLoad } = require('../lib/stack');
+const { alternate, checkHttp, ratio, latencyPair } = require('../lib/measure');
+
+const PAGE = 500;
+const CONNECTIONS = 10;
+
+module.exports = {
+  id: 'fleet-list',
+  title: 'Fleet listing',
+  timeoutMs: (ctx) => ctx.opts.rounds * 2 * (ctx.opts.warmupMs + ctx.opts.durationMs + 20_000) + 30_000,
+  async run(ctx) {
+    const pages = Math.max(1, Math.ceil(ctx.devices.length / PAGE));
+    const paths = Array.from({ length: pages }, (_v, i) => `/v1/_/devices?limit=${PAGE}&offset=${i * PAGE}`);
+    const base = {
+      method: 'GET',
+      paths,
+      headers: { authorization: `Bearer ${ctx.token}` },
+      connections: CONNECTIONS,
+      warmupMs: ctx.opts.warmupMs,
+      durationMs: ctx.opts.durationMs,
+      maxRequests: ctx.opts.maxRequests,
+      timeoutSec: 30,
+    };
+    const ceilingServer = await startCeilingServer(ctx);
+    let m;
+    try {
+      m = await alternate(
+        ctx.opts.rounds,
+        () => httpLoad(ctx, 'load-list-ceiling', { ...base, url: ceilingServer.url }),
+        () => httpLoad(ctx, 'load-list-ours', { ...base, url: ctx.api.url }),
+      );
+    } finally {
+      await ceilingServer.stop();
+    }
+    const errorRate = checkHttp('fleet listing (ours)', m.ours);
+    checkHttp('fleet listing (ceiling)', m.ceiling);
+    return {
+      rows: [
+        {
+          scenario: `Fleet listing (pages of ${PAGE} over ${ctx.devices.length} devices, ${CONNECTIONS} conns)`,
+          unit: 'pages/s',
+          ours: m.ours.rps,
+          ceiling: m.ceiling.rps,
+          ratio: ratio(m.ours.rps, m.ceiling.rps),
+          oursLatency: latencyPair(m.ours.latency),
+          ceilingLatency: latencyPair(m.ceiling.latency),
+          target: 'p99 reported (no target set)',
+          met: null,
+          errorRate,
+        },
+      ],
+      details: { pages, pageSize: PAGE, devices: ctx.devices.length, ...m },
+    };
+  },
+};
