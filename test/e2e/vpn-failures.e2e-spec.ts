@@ -109,6 +109,12 @@ describe('device VPN commands when the device fails', () => {
       () => listOperations(api.url, token, device.id),
       (ops) => ops[0]?.status === 'RUNNING',
     );
+    // RUNNING only says the command was sent; the agent reports `connecting` once it has it.
+    await pollUntil(
+      'the agent to report connecting',
+      () => getVpnStatus(api.url, token, device.id),
+      (s) => s.status === 'connecting',
+    );
     // The agent aborts the hanging connect and answers it before its DC.
     expect(await agent.stop('SIGTERM')).toBe(0);
 

@@ -1,6 +1,7 @@
 import { Socket } from 'node:net';
 
 import {
+  disableNagle,
   birthMetrics,
   buildCommandReply,
   decodeKuraPayload,
@@ -119,7 +120,7 @@ export class DeviceAgent {
       { broker: withoutCredentials(mqtt.brokerUrl), bootId: this.bootId, driver: this.options.driver.name },
       'agent starting',
     );
-    const client = connect(mqtt.brokerUrl, clientOptions);
+    const client = disableNagle(connect(mqtt.brokerUrl, clientOptions));
     this.client = client;
     client.on('connect', () => void this.onConnect(client));
     client.on('message', (topic, payload) => this.onMessage(topic, payload));

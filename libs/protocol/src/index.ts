@@ -9,3 +9,4 @@ export * from './vpn-status';
 export * from './vpn-profile';
 export * from './requests';
 export * from './birth';
+export * from './mqtt-socket';

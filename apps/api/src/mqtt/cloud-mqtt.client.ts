@@ -6,6 +6,7 @@ import {
   OnApplicationBootstrap,
 } from '@nestjs/common';
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
+import { disableNagle } from '@app/protocol';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { CLOUD_USERNAME } from './broker-identity';
 import { EmbeddedBroker } from './embedded-broker';
@@ -77,7 +78,7 @@ export class CloudMqttClient implements OnApplicationBootstrap, BeforeApplicatio
       options.username = this.config.mqttUsername;
       options.password = this.config.mqttPassword;
     }
-    const client = connect(this.brokerUrl, options);
+    const client = disableNagle(connect(this.brokerUrl, options));
     this.client = client;
     client.on('connect', (connack) => {
       this.logger.log(

@@ -8,7 +8,7 @@ import {
 } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
-import { DataSource, Repository } from 'typeorm';
+import { Repository } from 'typeorm';
 import {
   buildCommandRequest,
   CloudSubscriptions,
@@ -25,25 +25,19 @@ import {
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { AppError } from '../common/app-error';
 import { KeyedSerialQueue } from '../common/keyed-serial-queue';
-import type { Principal } from '../auth/principal';
+import { actorId, type Principal } from '../auth/principal';
 import { DeviceConnectionEvents } from '../devices/device-connection.events';
-import { DevicesService } from '../devices/devices.service';
-import type { Device } from '../devices/device.entity';
 import { CloudMqttClient } from '../mqtt/cloud-mqtt.client';
 import { DeviceOperation, type OperationStatus } from './device-operation.entity';
 import type { VpnStatusDto } from './dto/vpn.dto';
 import { toVpnStatusDto } from './vpn-status.view';
 import { VpnStatusStore } from './vpn-status.store';
+import { OperationLog, type CommandTarget } from './operation-log';
 
 interface PendingCommand {
   account: string;
   deviceId: string;
   settle(outcome: { reply: CommandReply } | { error: AppError; operationStatus: OperationStatus }): void;
-}
-
-interface AccountInfo {
-  name: string;
-  vpnSubnet: string;
 }
 
 /**
@@ -57,15 +51,13 @@ export class VpnCommandService implements OnModuleInit, OnApplicationBootstrap, 
   private readonly logger = new Logger('VpnCommands');
   private readonly pending = new Map<string, PendingCommand>();
   private readonly perDevice = new KeyedSerialQueue();
-  private readonly accounts = new Map<string, AccountInfo>();
   private stopConnectionWatch?: () => void;
   private shuttingDown = false;
 
   constructor(
     private readonly mqtt: CloudMqttClient,
-    private readonly devices: DevicesService,
     private readonly store: VpnStatusStore,
-    private readonly dataSource: DataSource,
+    private readonly operationLog: OperationLog,
     private readonly connectionEvents: DeviceConnectionEvents,
     @InjectRepository(DeviceOperation) private readonly operations: Repository<DeviceOperation>,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -131,67 +123,55 @@ export class VpnCommandService implements OnModuleInit, OnApplicationBootstrap, 
     principal: Principal,
   ): Promise<VpnStatusDto> {
     const deadline = Date.now() + timeoutMs;
-    const device = await this.devices.findOne(scopeId, deviceId);
-    this.assertCommandable(device);
+    this.assertRunning();
     return this.perDevice.run(deviceId, async () => {
-      // The device may have dropped off while this command waited its turn.
-      this.assertCommandable(await this.devices.findOne(scopeId, deviceId));
-      return this.send(device, command, deadline, principal);
+      // Checked when the command's turn comes: the device may have dropped off meanwhile.
+      this.assertRunning();
+      const requestId = randomUUID();
+      const start = await this.operationLog.start({
+        scopeId,
+        deviceId,
+        command,
+        requestId,
+        requestedBy: actorId(principal),
+        requesterClientId: this.mqtt.clientId,
+      });
+      if (!start.started) throw this.refusal(deviceId, start.target);
+      return this.send(start.target, start.operationId, requestId, command, deadline);
     });
   }
 
-  private assertCommandable(device: Device): void {
+  private assertRunning(): void {
     if (this.shuttingDown)
       throw new AppError('SERVICE_UNAVAILABLE', 'Service shutting down', 'Retry the command');
-    if (device.status !== 'ENABLED') throw AppError.conflict('Device is disabled', 'Enable the device first');
-    if (device.connectionStatus !== 'CONNECTED') {
-      throw new AppError(
-        'DEVICE_NOT_CONNECTED',
-        'Device not connected',
-        `The device is ${device.connectionStatus}; it must be connected to the broker`,
-      );
-    }
   }
 
-  private async account(scopeId: string): Promise<AccountInfo> {
-    const cached = this.accounts.get(scopeId);
-    if (cached) return cached;
-    const rows: Array<{ name: string; vpn_subnet: string }> = await this.dataSource.query(
-      'SELECT name, vpn_subnet::text FROM account WHERE id = $1',
-      [scopeId],
+  private refusal(deviceId: string, target: CommandTarget | null): AppError {
+    if (!target) return AppError.notFound('Device', `No device ${deviceId} in this scope`);
+    if (target.status !== 'ENABLED')
+      return AppError.conflict('Device is disabled', 'Enable the device first');
+    return new AppError(
+      'DEVICE_NOT_CONNECTED',
+      'Device not connected',
+      `The device is ${target.connectionStatus}; it must be connected to the broker`,
     );
-    if (!rows[0]) throw AppError.notFound('Account');
-    // Account names and subnets never change, so this cache cannot go stale.
-    const info = { name: rows[0].name, vpnSubnet: rows[0].vpn_subnet };
-    this.accounts.set(scopeId, info);
-    return info;
   }
 
   private async send(
-    device: Device,
+    target: CommandTarget,
+    operationId: string,
+    requestId: string,
     command: VpnCommand,
     deadline: number,
-    principal: Principal,
   ): Promise<VpnStatusDto> {
-    const account = await this.account(device.scopeId ?? '');
-    const requestId = randomUUID();
     const started = Date.now();
-    const op = await this.operations.save(
-      this.operations.create({
-        scopeId: device.scopeId ?? '',
-        deviceId: device.id,
-        requestId,
-        command,
-        status: 'RUNNING',
-        requestedBy: principal.userId ?? principal.apiKeyId,
-        requesterClientId: this.mqtt.clientId,
-      }),
-    );
     const finish = (status: OperationStatus, responseCode: number | null, errorMessage: string | null) =>
-      this.operations.update(
-        { id: op.id },
-        { status, responseCode, errorMessage, endedOn: new Date(), durationMs: Date.now() - started },
-      );
+      this.operationLog.finish(operationId, {
+        status,
+        responseCode,
+        errorMessage,
+        durationMs: Date.now() - started,
+      });
 
     const outcome = new Promise<
       { reply: CommandReply } | { error: AppError; operationStatus: OperationStatus }
@@ -213,15 +193,15 @@ export class VpnCommandService implements OnModuleInit, OnApplicationBootstrap, 
         clearTimeout(timer);
         resolve(o);
       };
-      this.pending.set(requestId, { account: account.name, deviceId: device.id, settle });
+      this.pending.set(requestId, { account: target.accountName, deviceId: target.deviceId, settle });
     });
 
-    const body = command === 'connect' ? encodeVpnProfile(this.profileFor(device, account)) : undefined;
+    const body = command === 'connect' ? encodeVpnProfile(this.profileFor(target)) : undefined;
     const payload = encodeKuraPayload(
       buildCommandRequest({ requestId, requesterClientId: this.mqtt.clientId, body }),
     );
     try {
-      await this.mqtt.publish(Topics.command(account.name, device.clientId, command), payload);
+      await this.mqtt.publish(Topics.command(target.accountName, target.clientId, command), payload);
     } catch (err) {
       this.pending.get(requestId)?.settle({
         error: new AppError(
@@ -240,29 +220,28 @@ export class VpnCommandService implements OnModuleInit, OnApplicationBootstrap, 
       throw result.error;
     }
     const { reply } = result;
-    const stored = reply.status
-      ? await this.store.apply(account.name, device.clientId, reply.status, null)
-      : null;
-    if (reply.code !== ResponseCodes.OK) {
-      const message = reply.exceptionMessage ?? `The device answered with code ${reply.code}`;
-      await finish('FAILED', reply.code, message);
-      throw new AppError('DEVICE_ERROR', 'Device reported an error', message);
-    }
-    await finish('COMPLETED', reply.code, null);
+    const failed = reply.code !== ResponseCodes.OK;
+    const message = failed ? (reply.exceptionMessage ?? `The device answered with code ${reply.code}`) : null;
+    // The reported status and the operation's outcome are written side by side (two connections).
+    const [stored] = await Promise.all([
+      reply.status ? this.store.apply(target.accountName, target.clientId, reply.status, null) : null,
+      finish(failed ? 'FAILED' : 'COMPLETED', reply.code, message),
+    ]);
+    if (failed) throw new AppError('DEVICE_ERROR', 'Device reported an error', message ?? undefined);
     if (reply.status) {
       return toVpnStatusDto('CONNECTED', { ...reply.status, reportedOn: stored?.reportedOn ?? new Date() });
     }
-    return toVpnStatusDto('CONNECTED', await this.store.get(device.id));
+    return toVpnStatusDto('CONNECTED', await this.store.get(target.deviceId));
   }
 
-  private profileFor(device: Device, account: AccountInfo) {
-    const prefix = account.vpnSubnet.split('/')[1];
+  private profileFor(target: CommandTarget) {
+    const prefix = target.vpnSubnet.split('/')[1];
     return {
       type: 'wireguard' as const,
-      tunnelAddress: `${device.tunnelIp}/${prefix}`,
+      tunnelAddress: `${target.tunnelIp}/${prefix}`,
       serverEndpoint: this.config.vpnServerEndpoint,
       serverPublicKey: this.config.vpnServerPublicKey,
-      allowedIps: [account.vpnSubnet],
+      allowedIps: [target.vpnSubnet],
       dns: [],
       keepalive: this.config.vpnKeepalive,
     };

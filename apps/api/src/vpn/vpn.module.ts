@@ -6,12 +6,13 @@ import { DeviceVpnStatus } from './device-vpn-status.entity';
 import { VpnCommandService } from './vpn-command.service';
 import { VpnController } from './vpn.controller';
 import { VpnService } from './vpn.service';
+import { OperationLog } from './operation-log';
 import { VpnStatusIngest } from './vpn-status.ingest';
 import { VpnStatusStore } from './vpn-status.store';
 
 @Module({
   imports: [TypeOrmModule.forFeature([DeviceOperation, DeviceVpnStatus]), DevicesModule],
   controllers: [VpnController],
-  providers: [VpnService, VpnCommandService, VpnStatusStore, VpnStatusIngest],
+  providers: [VpnService, VpnCommandService, VpnStatusStore, VpnStatusIngest, OperationLog],
 })
 export class VpnModule {}
