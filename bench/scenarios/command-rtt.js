@@ -9,7 +9,7 @@ const { commandRoundTrip } = require('../lib/command');
 module.exports = {
   id: 'command-rtt',
   title: 'Command round trip',
-  timeoutMs: (ctx) => ctx.opts.rounds * 2 * (ctx.opts.warmupMs + ctx.opts.durationMs + 30_000) + 120_000,
+  timeoutMs: (ctx) => ctx.opts.rounds * 4 * (ctx.opts.warmupMs + ctx.opts.durationMs + 30_000) + 120_000,
   async run(ctx) {
     const devices = ctx.devices.slice(0, ctx.opts.commandDevices);
     const fleet = await startFleet(ctx, { name: 'agents-command', brokerUrl: ctx.api.brokerUrl, devices });
@@ -23,9 +23,22 @@ module.exports = {
         throw new Error(`only ${up.connected} of ${devices.length} agents are CONNECTED for the API`);
       }
       const r = await commandRoundTrip(ctx, { devices, label: 'command round trip' });
+      const serial = await commandRoundTrip(ctx, {
+        devices,
+        label: 'command round trip, one at a time',
+        concurrency: 1,
+      });
       return {
-        rows: [{ scenario: `Command round trip (_connect, 50 conc., ${devices.length} agents)`, ...r.row }],
-        details: { fleet: fleet.summary, ...r.details },
+        rows: [
+          { scenario: `Command round trip (_connect, 50 conc., ${devices.length} agents)`, ...r.row },
+          {
+            scenario: `Command round trip, one at a time (unloaded latency, ${devices.length} agents)`,
+            ...serial.row,
+            target: 'p50 ≤ 3 ms',
+            met: serial.row.errorRate <= 0.01 && serial.details.ours.latency.p50Ms <= 3,
+          },
+        ],
+        details: { fleet: fleet.summary, ...r.details, serial: serial.details },
       };
     } finally {
       await fleet.stop('SIGTERM', 30_000);

@@ -37,6 +37,9 @@ const MAX_ERROR_MESSAGE = 1024;
  * The operation rows of VPN commands. Starting a command reads the device and its account and
  * inserts the RUNNING row in one statement, and only when the device is enabled and connected:
  * a command is on the hot path of fleet automation, so it costs two round trips in all.
+ * The RUNNING row commits asynchronously (no WAL flush wait): the outcome's UPDATE commits
+ * synchronously and flushes it too, and a database crash in between fails the command anyway
+ * (docs/decisions.md).
  */
 @Injectable()
 export class OperationLog {
@@ -56,9 +59,10 @@ export class OperationLog {
                 a.name AS account_name, a.vpn_subnet::text AS vpn_subnet
            FROM device d JOIN account a ON a.id = d.scope_id
           WHERE d.id = $1 AND d.scope_id = $2),
+       async_commit AS (SELECT set_config('synchronous_commit', 'off', true)),
        op AS (
          INSERT INTO device_operation (scope_id, device_id, request_id, command, status, requested_by, requester_client_id)
-         SELECT dev.scope_id, dev.id, $3, $4, 'RUNNING', $5, $6 FROM dev
+         SELECT dev.scope_id, dev.id, $3, $4, 'RUNNING', $5, $6 FROM dev, async_commit
           WHERE dev.status = 'ENABLED' AND dev.connection_status = 'CONNECTED'
          RETURNING id)
        SELECT dev.*, op.id AS operation_id FROM dev LEFT JOIN op ON true`,
