@@ -1,29 +1,62 @@
-import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { CloudSubscriptions, decodeKuraPayload, parseTopic, readStatusReport } from '@app/protocol';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { CloudMqttClient } from '../mqtt/cloud-mqtt.client';
-import { VpnStatusStore } from './vpn-status.store';
-import { retryTransient } from '../common/transient-retry';
+import { VpnStatusStore, type VpnStatusUpdate } from './vpn-status.store';
+import { StatusBatcher } from './status-batcher';
+import { isTransientDbError, retryTransient } from '../common/transient-retry';
 
 const MAX_STATUS_PAYLOAD_BYTES = 16 * 1024;
+/** How long shutdown waits for the queued reports to be written. */
+const SHUTDOWN_DRAIN_MS = 5000;
 
 /**
  * Ingests the unsolicited `{account}/{clientId}/VPNCLIENT-V2/status` reports.
- * Ordering is enforced by the store, so reports may be applied concurrently;
- * bad reports are logged and dropped.
+ * Reports are written in batches, one statement each (see StatusBatcher), a
+ * device's reports in the order received; the ordering rule itself is enforced
+ * by the store. Bad reports are logged and dropped.
  */
 @Injectable()
-export class VpnStatusIngest implements OnModuleInit {
+export class VpnStatusIngest implements OnModuleInit, BeforeApplicationShutdown {
   private readonly logger = new Logger('VpnStatusIngest');
-  /** Reports received and not yet written; visible to benchmarks and health. */
-  inFlight = 0;
+  private readonly batcher = new StatusBatcher<VpnStatusUpdate>({
+    write: (batch) => this.write(batch),
+    keyOf: (u) => `${u.account}/${u.clientId}`,
+    onFailed: (err, batch) => {
+      this.failed += batch.length;
+      this.logger.error({ err, size: batch.length }, 'storing a batch of status reports failed');
+    },
+    onDropped: (u, total) => {
+      const now = Date.now();
+      if (now - this.lastDropLog < 1000) return;
+      this.lastDropLog = now;
+      this.logger.error(
+        { account: u.account, clientId: u.clientId, dropped: total },
+        'status queue full; oldest reports dropped',
+      );
+    },
+  });
+  private lastDropLog = 0;
+  /** Reports stored or found stale by the database; visible to benchmarks and health. */
   applied = 0;
+  /** Reports whose write failed. */
+  failed = 0;
 
   constructor(
     private readonly mqtt: CloudMqttClient,
     private readonly store: VpnStatusStore,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
+
+  /** Reports received and not yet written. */
+  get inFlight(): number {
+    return this.batcher.pending;
+  }
+
+  /** Reports dropped because the queue was full. */
+  get dropped(): number {
+    return this.batcher.dropped;
+  }
 
   async onModuleInit(): Promise<void> {
     const filter = this.config.mqttSharedGroup
@@ -55,13 +88,36 @@ export class VpnStatusIngest implements OnModuleInit {
       return;
     }
     if (sentOn && Number.isNaN(sentOn.getTime())) sentOn = null;
-    this.inFlight++;
-    const accepted = report;
-    void retryTransient(() => this.store.apply(parsed.account, parsed.clientId, accepted, sentOn))
-      .then(
-        () => this.applied++,
-        (err: unknown) => this.logger.error({ err, topic }, 'storing status report failed'),
-      )
-      .finally(() => this.inFlight--);
+    this.batcher.push({ account: parsed.account, clientId: parsed.clientId, report, sentOn });
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.batcher.whenIdle(),
+      new Promise((resolve) => (timer = setTimeout(resolve, SHUTDOWN_DRAIN_MS))),
+    ]);
+    clearTimeout(timer);
+  }
+
+  private async write(batch: VpnStatusUpdate[]): Promise<void> {
+    try {
+      await retryTransient(() => this.store.applyMany(batch));
+      this.applied += batch.length;
+      return;
+    } catch (err) {
+      if (batch.length === 1 || isTransientDbError(err)) throw err;
+      // A report the database rejects must not take the rest of its batch down with it.
+      this.logger.warn({ err, size: batch.length }, 'status batch rejected; storing its reports one by one');
+    }
+    for (const u of batch) {
+      try {
+        await retryTransient(() => this.store.applyMany([u]));
+        this.applied++;
+      } catch (err) {
+        this.failed++;
+        this.logger.error({ err, account: u.account, clientId: u.clientId }, 'storing status report failed');
+      }
+    }
   }
 }

@@ -32,11 +32,55 @@ const toStored = (r: Row): StoredVpnStatus => ({
   reportedOn: r.reported_on,
 });
 
+/** One status report of device (account name, clientId), as received. */
+export interface VpnStatusUpdate {
+  account: string;
+  clientId: string;
+  report: VpnStatusReport;
+  sentOn: Date | null;
+}
+
+/**
+ * The reports, one per device, as arrays unnested into rows; a device matches through its account
+ * name and client id (an unknown one simply matches nothing). `prev` is the statement's snapshot
+ * of the stored status, which is why a device may appear only once per statement.
+ */
+const APPLY_SQL = `WITH input AS (
+     SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::text[], $5::text[], $6::text[], $7::text[],
+                          $8::bigint[], $9::timestamptz[])
+         AS i(account, client_id, connected, ip_address, status, status_code, boot_id, seq, sent_on)),
+   dev AS (
+     SELECT d.id, d.scope_id, i.* FROM input i
+       JOIN account a ON a.name = i.account
+       JOIN device d ON d.scope_id = a.id AND d.client_id = i.client_id),
+   prev AS (
+     SELECT s.device_id, s.connected, s.ip_address, s.status FROM device_vpn_status s JOIN dev ON s.device_id = dev.id),
+   up AS (
+     INSERT INTO device_vpn_status AS s (device_id, scope_id, connected, ip_address, status, status_code, boot_id, seq, reported_on)
+     SELECT dev.id, dev.scope_id, dev.connected, dev.ip_address, dev.status, dev.status_code, dev.boot_id, dev.seq, now()
+       FROM dev
+     ON CONFLICT (device_id) DO UPDATE
+        SET connected = EXCLUDED.connected, ip_address = EXCLUDED.ip_address, status = EXCLUDED.status,
+            status_code = EXCLUDED.status_code, boot_id = EXCLUDED.boot_id, seq = EXCLUDED.seq,
+            reported_on = EXCLUDED.reported_on
+      WHERE s.boot_id <> EXCLUDED.boot_id OR s.seq < EXCLUDED.seq
+     RETURNING s.device_id, s.scope_id, s.connected, s.ip_address, s.status, s.status_code, s.boot_id, s.seq, s.reported_on),
+   ev AS (
+     INSERT INTO device_event (scope_id, device_id, type, sent_on, details)
+     SELECT up.scope_id, up.device_id, 'VPN_STATUS', dev.sent_on,
+            jsonb_build_object('connected', up.connected, 'ipAddress', up.ip_address, 'status', up.status,
+                               'statusCode', up.status_code, 'bootId', up.boot_id, 'seq', up.seq)
+       FROM up JOIN dev ON dev.id = up.device_id LEFT JOIN prev ON prev.device_id = up.device_id
+      WHERE prev.device_id IS NULL OR prev.connected <> up.connected
+         OR prev.ip_address <> up.ip_address OR prev.status <> up.status)
+   SELECT device_id, scope_id, connected, ip_address, status, status_code, reported_on FROM up`;
+
 /**
  * Persists VPN status reports with the ordering rule of DESIGN §6 applied in
  * the database, atomically per row: a report replaces the stored one only if it
  * comes from another boot or has a higher seq in the same boot. A change of
- * connected/status/ip is also recorded as a VPN_STATUS device event. One round trip.
+ * connected/status/ip is also recorded as a VPN_STATUS device event. One round
+ * trip per batch of reports.
  */
 @Injectable()
 export class VpnStatusStore {
@@ -46,36 +90,43 @@ export class VpnStatusStore {
   async apply(
     account: string,
     clientId: string,
-    r: VpnStatusReport,
+    report: VpnStatusReport,
     sentOn: Date | null,
   ): Promise<StoredVpnStatus | null> {
-    const rows: Row[] = await this.dataSource.query(
-      `WITH dev AS (
-         SELECT d.id, d.scope_id FROM device d JOIN account a ON a.id = d.scope_id
-          WHERE a.name = $1 AND d.client_id = $2),
-       prev AS (
-         SELECT s.device_id, s.connected, s.ip_address, s.status FROM device_vpn_status s JOIN dev ON s.device_id = dev.id),
-       up AS (
-         INSERT INTO device_vpn_status AS s (device_id, scope_id, connected, ip_address, status, status_code, boot_id, seq, reported_on)
-         SELECT dev.id, dev.scope_id, $3, $4, $5, $6, $7, $8, now() FROM dev
-         ON CONFLICT (device_id) DO UPDATE
-            SET connected = EXCLUDED.connected, ip_address = EXCLUDED.ip_address, status = EXCLUDED.status,
-                status_code = EXCLUDED.status_code, boot_id = EXCLUDED.boot_id, seq = EXCLUDED.seq,
-                reported_on = EXCLUDED.reported_on
-          WHERE s.boot_id <> EXCLUDED.boot_id OR s.seq < EXCLUDED.seq
-         RETURNING s.device_id, s.scope_id, s.connected, s.ip_address, s.status, s.status_code, s.reported_on),
-       ev AS (
-         INSERT INTO device_event (scope_id, device_id, type, sent_on, details)
-         SELECT up.scope_id, up.device_id, 'VPN_STATUS', $9,
-                jsonb_build_object('connected', up.connected, 'ipAddress', up.ip_address, 'status', up.status,
-                                   'statusCode', up.status_code, 'bootId', $7::text, 'seq', $8::bigint)
-           FROM up LEFT JOIN prev ON prev.device_id = up.device_id
-          WHERE prev.device_id IS NULL OR prev.connected <> up.connected
-             OR prev.ip_address <> up.ip_address OR prev.status <> up.status)
-       SELECT * FROM up`,
-      [account, clientId, r.connected, r.ipAddress, r.status, r.statusCode, r.bootId, r.seq, sentOn],
-    );
-    return rows[0] ? toStored(rows[0]) : null;
+    const [stored] = await this.applyMany([{ account, clientId, report, sentOn }]);
+    return stored ?? null;
+  }
+
+  /**
+   * Applies the reports in order, each device's in the order given; returns the statuses that were
+   * stored (unknown devices and stale reports are left out). One statement when no device appears
+   * twice, otherwise one statement per round of distinct devices.
+   */
+  async applyMany(updates: readonly VpnStatusUpdate[]): Promise<StoredVpnStatus[]> {
+    const rounds: VpnStatusUpdate[][] = [];
+    const seen = new Map<string, number>();
+    for (const u of updates) {
+      const key = `${u.account}/${u.clientId}`;
+      const round = seen.get(key) ?? 0;
+      seen.set(key, round + 1);
+      (rounds[round] ??= []).push(u);
+    }
+    const stored: StoredVpnStatus[] = [];
+    for (const round of rounds) {
+      const rows: Row[] = await this.dataSource.query(APPLY_SQL, [
+        round.map((u) => u.account),
+        round.map((u) => u.clientId),
+        round.map((u) => u.report.connected),
+        round.map((u) => u.report.ipAddress),
+        round.map((u) => u.report.status),
+        round.map((u) => u.report.statusCode),
+        round.map((u) => u.report.bootId),
+        round.map((u) => u.report.seq),
+        round.map((u) => u.sentOn),
+      ]);
+      for (const r of rows) stored.push(toStored(r));
+    }
+    return stored;
   }
 
   async get(deviceId: string): Promise<StoredVpnStatus | null> {
