@@ -9,6 +9,8 @@ export default tseslint.config(
       'node_modules/**',
       '.data/**',
       'coverage/**',
+      '.tmp/**',
+      '.vpn-agent/**',
       'eslint.config.mjs',
       'bench/**/*.js',
       'test/generated/**',
