@@ -13,6 +13,7 @@ import {
   type ApiProcess,
   type LoggedProcess,
 } from './processes';
+import type { VpnStatusBody } from './device-factories';
 import { TEST_ADMIN_PASSWORD } from './test-api';
 
 export type RoleName = 'admin' | 'operator' | 'viewer';
@@ -177,14 +178,7 @@ export function waitForConnectionStatus(
   );
 }
 
-export interface VpnStatusBody {
-  connected: boolean;
-  ipAddress: string;
-  status: string;
-  statusCode: string;
-  deviceConnection: string;
-  reportedOn: string | null;
-}
+export type { VpnStatusBody };
 
 export async function getVpnStatus(url: string, token: string, deviceId: string): Promise<VpnStatusBody> {
   const res = await request(url).get(`/v1/_/devices/${deviceId}/vpn`).set(bearer(token));
