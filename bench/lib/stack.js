@@ -26,42 +26,63 @@ async function waitHttpOk(url, proc, timeoutMs) {
   throw new Error(`${proc.name} not ready within ${timeoutMs} ms (${last}):\n${proc.tail(30)}`);
 }
 
+/** How often a start is retried when a port picked free was bound by another process first. */
+const PORT_ATTEMPTS = 5;
+const PORT_TAKEN = /EADDRINUSE|already in use/;
+
+/**
+ * Runs `attempt` (which picks free ports and starts a process) again when the process died
+ * because one of its ports was taken between picking and binding.
+ */
+async function retryOnPortTaken(attempt) {
+  for (let i = 1; ; i++) {
+    const proc = await attempt().catch((err) => {
+      if (i < PORT_ATTEMPTS && PORT_TAKEN.test(err.message)) return null;
+      throw err;
+    });
+    if (proc) return proc;
+  }
+}
+
 /**
  * Starts `node <dist>/apps/api/src/main.js`. mqttUrl unset = embedded aedes on a free port.
  * Ready when /health/ready answers 200 (database and broker up); at LOG_LEVEL=warn the
- * "listening" line is not printed.
+ * "listening" line is not printed, so the ports are picked here (and the start retried if one
+ * was taken meanwhile).
  */
-async function startApi(ctx, { name = 'api', mqttUrl, cpuProfDir } = {}) {
-  const port = await freePort();
-  const mqttPort = await freePort();
-  const clientId = `bench-cloud-${ctx.runId}-${++ctx.apiStarts}`;
-  const env = {
-    PATH: process.env.PATH ?? '',
-    HOME: process.env.HOME ?? '/tmp',
-    PORT: String(port),
-    MQTT_PORT: String(mqttPort),
-    DATA_DIR: ctx.dataDir,
-    DATABASE_URL: ctx.db.url,
-    DATABASE_POOL_SIZE: String(ctx.opts.poolSize),
-    LOG_LEVEL: process.env.BENCH_API_LOG_LEVEL ?? 'warn',
-    ADMIN_PASSWORD: ctx.adminPassword,
-    JWT_SECRET: ctx.jwtSecret,
-    MQTT_CLIENT_ID: clientId,
-    NODE_ENV: 'production',
-  };
-  if (mqttUrl) env.MQTT_URL = mqttUrl;
-  // For experiments only (e.g. a -r preload); never set by the harness itself.
-  if (process.env.BENCH_API_NODE_OPTIONS) env.NODE_OPTIONS = process.env.BENCH_API_NODE_OPTIONS;
-  const args = [];
-  if (cpuProfDir) args.push('--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`);
-  args.push(path.join(ctx.distDir, 'apps/api/src/main.js'));
-  const proc = start(name, process.execPath, args, { env, echo: !!process.env.BENCH_ECHO });
-  proc.url = `http://127.0.0.1:${port}`;
-  proc.brokerUrl = mqttUrl ?? `mqtt://127.0.0.1:${mqttPort}`;
-  proc.embeddedBroker = !mqttUrl;
-  proc.mqttClientId = clientId;
-  await waitHttpOk(`${proc.url}/health/ready`, proc, 120_000);
-  return proc;
+function startApi(ctx, { name = 'api', mqttUrl, cpuProfDir } = {}) {
+  return retryOnPortTaken(async () => {
+    const port = await freePort();
+    const mqttPort = await freePort();
+    const clientId = `bench-cloud-${ctx.runId}-${++ctx.apiStarts}`;
+    const env = {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '/tmp',
+      PORT: String(port),
+      MQTT_PORT: String(mqttPort),
+      DATA_DIR: ctx.dataDir,
+      DATABASE_URL: ctx.db.url,
+      DATABASE_POOL_SIZE: String(ctx.opts.poolSize),
+      LOG_LEVEL: process.env.BENCH_API_LOG_LEVEL ?? 'warn',
+      ADMIN_PASSWORD: ctx.adminPassword,
+      JWT_SECRET: ctx.jwtSecret,
+      MQTT_CLIENT_ID: clientId,
+      NODE_ENV: 'production',
+    };
+    if (mqttUrl) env.MQTT_URL = mqttUrl;
+    // For experiments only (e.g. a -r preload); never set by the harness itself.
+    if (process.env.BENCH_API_NODE_OPTIONS) env.NODE_OPTIONS = process.env.BENCH_API_NODE_OPTIONS;
+    const args = [];
+    if (cpuProfDir) args.push('--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`);
+    args.push(path.join(ctx.distDir, 'apps/api/src/main.js'));
+    const proc = start(name, process.execPath, args, { env, echo: !!process.env.BENCH_ECHO });
+    proc.url = `http://127.0.0.1:${port}`;
+    proc.brokerUrl = mqttUrl ?? `mqtt://127.0.0.1:${mqttPort}`;
+    proc.embeddedBroker = !mqttUrl;
+    proc.mqttClientId = clientId;
+    await waitHttpOk(`${proc.url}/health/ready`, proc, 120_000);
+    return proc;
+  });
 }
 
 /** Stops the API with SIGTERM (so --cpu-prof writes its profile); clears its MQTT session on an external broker. */
@@ -142,9 +163,8 @@ async function startFleet(ctx, { name, brokerUrl, devices, batchSize = 500, read
   return proc;
 }
 
-/** Starts the bare node:http + pg ceiling server. */
+/** Starts the bare node:http + pg ceiling server on a port the OS picks (read back from its output). */
 async function startCeilingServer(ctx) {
-  const port = await freePort();
   const proc = start(
     'ceiling-http',
     process.execPath,
@@ -152,7 +172,7 @@ async function startCeilingServer(ctx) {
     {
       env: {
         PATH: process.env.PATH ?? '',
-        PORT: String(port),
+        PORT: '0',
         DATABASE_URL: ctx.db.url,
         SCOPE_ID: ctx.account.id,
         POOL_SIZE: String(ctx.opts.poolSize),
@@ -160,8 +180,8 @@ async function startCeilingServer(ctx) {
       },
     },
   );
-  await proc.waitFor('ceiling listening', 15_000);
-  proc.url = `http://127.0.0.1:${port}`;
+  const line = await proc.waitFor(/ceiling listening on \d+/, 15_000);
+  proc.url = `http://127.0.0.1:${/ceiling listening on (\d+)/.exec(line)[1]}`;
   return proc;
 }
 

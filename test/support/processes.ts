@@ -3,7 +3,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../../apps/api/src/common/free-port';
 import { createTestDatabase, type TestDatabase } from './database';
 import { TEST_ADMIN_PASSWORD } from './test-api';
 
@@ -94,6 +93,7 @@ export class LoggedProcess {
 }
 
 export interface ApiProcess extends LoggedProcess {
+  /** Set once the process listens (read back from its "listening" line). */
   url: string;
   mqttUrl: string;
   db: TestDatabase | undefined;
@@ -115,12 +115,16 @@ export interface StartApiOptions {
   waitReady?: boolean;
 }
 
+const LISTENING = 'device VPN cloud API listening';
+
 /**
- * Starts the built API (`node dist/apps/api/src/main.js`) as a real process on
- * free ports. By default it gets a fresh database from the test Postgres and the
- * embedded broker, unless TEST_MQTT_URL is set; pass `DATABASE_URL: ''` in env
- * for the fully embedded defaults. `destroy()` of the returned process drops its
- * database and data folder, also when they were passed in `options`.
+ * Starts the built API (`node dist/apps/api/src/main.js`) as a real process. Unless the env
+ * fixes them, its HTTP and MQTT ports are 0: the process binds whatever the OS gives it and
+ * the URLs are read back from its "listening" line, so no other process can take a port
+ * between picking and binding it. By default it gets a fresh database from the test Postgres
+ * and the embedded broker, unless TEST_MQTT_URL is set; pass `DATABASE_URL: ''` in env for
+ * the fully embedded defaults. `destroy()` of the returned process drops its database and
+ * data folder, also when they were passed in `options`.
  */
 export async function startApiProcess(
   env: Record<string, string> = {},
@@ -128,14 +132,12 @@ export async function startApiProcess(
 ): Promise<ApiProcess> {
   const useDb = env.DATABASE_URL === undefined || options.database !== undefined;
   const db = useDb ? (options.database ?? (await createTestDatabase())) : undefined;
-  const port = await freePort();
-  const mqttPort = await freePort();
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'vpncloud-e2e-data-'));
   const fullEnv: Record<string, string> = {
     PATH: process.env.PATH ?? '',
     HOME: process.env.HOME ?? '/root',
-    PORT: String(port),
-    MQTT_PORT: String(mqttPort),
+    PORT: '0',
+    MQTT_PORT: '0',
     DATA_DIR: dataDir,
     LOG_LEVEL: 'info',
     ADMIN_PASSWORD: TEST_ADMIN_PASSWORD,
@@ -153,9 +155,8 @@ export async function startApiProcess(
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const proc = new LoggedProcess(child) as ApiProcess;
-  // The env may fix the ports (a restart keeps them); it wins over the free ones picked above.
-  proc.url = `http://127.0.0.1:${fullEnv.PORT}`;
-  proc.mqttUrl = fullEnv.MQTT_URL ?? `mqtt://127.0.0.1:${fullEnv.MQTT_PORT}`;
+  proc.url = '';
+  proc.mqttUrl = fullEnv.MQTT_URL ?? '';
   proc.db = db;
   proc.dataDir = dataDir;
   proc.env = fullEnv;
@@ -166,12 +167,18 @@ export async function startApiProcess(
   };
   if (options.waitReady === false) return proc;
   try {
-    await Promise.race([
-      proc.waitFor('device VPN cloud API listening', 90_000),
-      proc.exited.then((code) => {
+    const line = await Promise.race([
+      proc.waitFor(LISTENING, 90_000),
+      proc.exited.then((code): never => {
         throw new Error(`API exited with ${code}:\n${proc.lines.slice(-30).join('\n')}`);
       }),
     ]);
+    const listening = JSON.parse(line) as { url: string; mqttUrl: string };
+    proc.url = listening.url;
+    proc.mqttUrl = fullEnv.MQTT_URL ?? listening.mqttUrl;
+    // A restart keeps the ports the first start got: agents find the embedded broker again there.
+    proc.env.PORT = new URL(listening.url).port;
+    if (!fullEnv.MQTT_URL) proc.env.MQTT_PORT = new URL(listening.mqttUrl).port;
   } catch (err) {
     await proc.destroy();
     throw err;

@@ -1,0 +1,147 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import request from 'supertest';
+import {
+  bearer,
+  createDevice,
+  listOperations,
+  login,
+  pollUntil,
+  ProcessGroup,
+  startDeviceAgent,
+  waitForConnectionStatus,
+  within,
+  type E2eDevice,
+} from '../support/e2e-fixtures';
+import { startApiProcess, type ApiProcess } from '../support/processes';
+
+/** Embedded defaults: no DATABASE_URL, no MQTT_URL, so the process owns its Postgres server. */
+const EMBEDDED = { DATABASE_URL: '', MQTT_URL: '' };
+
+/** The embedded server's pid while it runs (postmaster.pid is removed by a clean stop). */
+function postgresPid(dataDir: string): number | undefined {
+  const file = join(dataDir, 'postgres', 'postmaster.pid');
+  if (!existsSync(file)) return undefined;
+  return Number(readFileSync(file, 'utf8').split('\n')[0]);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Postgres of `dataDir` stopped cleanly: no pid file, and no process left from one. */
+function expectPostgresStopped(dataDir: string, seenPid: number | undefined): void {
+  expect(postgresPid(dataDir)).toBeUndefined();
+  if (seenPid !== undefined) expect(alive(seenPid)).toBe(false);
+}
+
+/**
+ * One shutdown path for the service, whatever the moment of the signal: exit 0 within
+ * seconds, every operation recorded, Postgres stopped cleanly (not by a library's exit hook
+ * racing the service's own shutdown), the last log line written.
+ */
+describe('the API on SIGTERM', () => {
+  const procs = new ProcessGroup();
+  const dataDir = mkdtempSync(join(tmpdir(), 'vpncloud-e2e-shutdown-'));
+
+  afterAll(async () => {
+    await procs.stopAll();
+    const pid = postgresPid(dataDir);
+    if (pid !== undefined && alive(pid)) process.kill(pid, 'SIGKILL');
+    rmSync(dataDir, { recursive: true, force: true });
+  }, 60_000);
+
+  /** Starts on the shared data folder, sends SIGTERM once `moment` is reached, returns what happened. */
+  async function terminateAt(moment: string): Promise<{ code: number | null; lines: string[] }> {
+    const api = procs.api(await startApiProcess(EMBEDDED, { dataDir, waitReady: false }));
+    await api.waitFor(moment, 90_000);
+    const pidBefore = postgresPid(dataDir);
+    api.child.kill('SIGTERM');
+    const code = await within('the API to exit after SIGTERM', api.exited, 20_000);
+    expectPostgresStopped(dataDir, pidBefore);
+    return { code, lines: api.lines };
+  }
+
+  it.each([
+    ['while the embedded Postgres starts', 'starting embedded PostgreSQL'],
+    ['while the app initialises', 'embedded MQTT broker listening'],
+  ])(
+    'should exit 0 and leave Postgres stopped when the signal comes %s',
+    async (_when, moment) => {
+      const { code, lines } = await terminateAt(moment);
+      expect(code).toBe(0);
+      expect(lines[lines.length - 1]).toContain('start-up interrupted');
+    },
+    120_000,
+  );
+
+  it('should exit 0 once running, write its last log line, and start again on the same data', async () => {
+    const { code, lines } = await terminateAt('device VPN cloud API listening');
+    expect(code).toBe(0);
+    expect(lines.some((l) => l.includes('"msg":"shutting down"'))).toBe(true);
+    expect(lines[lines.length - 1]).toContain('shut down cleanly');
+
+    const again = procs.api(await startApiProcess(EMBEDDED, { dataDir }));
+    expect((await request(again.url).get('/health/ready')).status).toBe(200);
+    const pid = postgresPid(dataDir);
+    expect(await again.stop('SIGTERM')).toBe(0);
+    expectPostgresStopped(dataDir, pid);
+  }, 180_000);
+
+  describe('with commands in flight', () => {
+    let api: ApiProcess;
+    let token: string;
+    let devices: E2eDevice[];
+
+    beforeAll(async () => {
+      api = procs.api(await startApiProcess(EMBEDDED, { dataDir }));
+      token = await login(api.url);
+      devices = await Promise.all([1, 2, 3, 4].map(() => createDevice(api.url, token)));
+      // Slow tunnels: every connect is still waiting for its device when the signal comes.
+      for (const d of devices) procs.agent(await startDeviceAgent(api, d, ['--connect-delay-ms', '30000']));
+      for (const d of devices) await waitForConnectionStatus(api.url, token, d.id, 'CONNECTED');
+    }, 180_000);
+
+    it('should answer every caller, record every operation and exit 0; no operation is RUNNING after a restart', async () => {
+      const calls = devices.map((d) =>
+        request(api.url)
+          .post(`/v1/_/devices/${d.id}/vpn/_connect?timeout=60000`)
+          .set(bearer(token))
+          .then(
+            (r) => ({ status: r.status, result: (r.body as { result?: string }).result }),
+            (err: Error) => ({ status: 0, result: err.message }),
+          ),
+      );
+      for (const d of devices) {
+        await pollUntil(
+          'the connect operation to be RUNNING',
+          () => listOperations(api.url, token, d.id),
+          (ops) => ops[0]?.status === 'RUNNING',
+        );
+      }
+      const pid = postgresPid(dataDir);
+      expect(await within('the API to exit', api.stop('SIGTERM', 30_000), 30_000)).toBe(0);
+      expectPostgresStopped(dataDir, pid);
+      // Each caller got the documented answer before the server closed, not a dropped connection.
+      expect(await Promise.all(calls)).toEqual(
+        devices.map(() => ({ status: 503, result: 'SERVICE_UNAVAILABLE' })),
+      );
+
+      const restarted = procs.api(await startApiProcess(EMBEDDED, { dataDir }));
+      // Nothing was left for the next start to clean up: the shutdown itself recorded every outcome.
+      expect(restarted.lines.some((l) => l.includes('left running by a previous run'))).toBe(false);
+      const newToken = await login(restarted.url);
+      for (const d of devices) {
+        const ops = await listOperations(restarted.url, newToken, d.id);
+        expect(ops.map((o) => [o.command, o.status])).toEqual([['connect', 'FAILED']]);
+        expect(ops[0].endedOn).not.toBeNull();
+      }
+    }, 180_000);
+  });
+});
