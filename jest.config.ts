@@ -11,6 +11,8 @@ const common = {
   moduleNameMapper: {
     '^@app/protocol$': '<rootDir>/libs/protocol/src',
     '^@app/protocol/(.*)$': '<rootDir>/libs/protocol/src/$1',
+    '^@app/edge$': '<rootDir>/libs/edge/src',
+    '^@app/edge/(.*)$': '<rootDir>/libs/edge/src/$1',
   },
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
 };

@@ -2,11 +2,9 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 
 import { ACCOUNT_NAME_PATTERN, CLIENT_ID_PATTERN } from '@app/protocol';
+import { ConfigError, LOG_LEVELS, LogLevel, OptionDef, OptionSources, usage } from '@app/edge';
 
-import { ConfigError, OptionDef, OptionSources, usage } from './config-sources';
-import { LOG_LEVELS, LogLevel } from './logger';
-
-export { ConfigError } from './config-sources';
+export { ConfigError } from '@app/edge';
 
 export const DRIVERS = ['simulated', 'wireguard'] as const;
 export type DriverName = (typeof DRIVERS)[number];

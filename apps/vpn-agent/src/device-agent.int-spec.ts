@@ -28,7 +28,7 @@ import { connectAsync, MqttClient } from 'mqtt';
 import type { FailMode } from './config';
 import { DeviceAgent } from './device-agent';
 import { SimulatedDriver } from './drivers/simulated.driver';
-import { createLogger } from './logger';
+import { createLogger } from '@app/edge';
 
 const BROKER = process.env.TEST_MQTT_URL ?? 'mqtt://127.0.0.1:1883';
 const ACCOUNT = `it-agent-${randomBytes(4).toString('hex')}`;

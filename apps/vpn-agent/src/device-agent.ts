@@ -17,13 +17,12 @@ import {
 } from '@app/protocol';
 import { connect, IClientOptions, MqttClient } from 'mqtt';
 
-import { SerialQueue } from './command-queue';
 import type { DeviceIdentity, MqttLinkConfig } from './config';
 import type { VpnDriver } from './drivers/vpn-driver';
-import { errorFields, Logger, withoutCredentials } from './logger';
 import { AGENT_VERSION } from './version';
 import { CommandOutcome, VpnCommandHandler } from './vpn-command-handler';
 import { VpnStatusTracker } from './vpn-status-tracker';
+import { Logger, SerialQueue, errorFields, withoutCredentials } from '@app/edge';
 
 export interface DeviceAgentOptions {
   mqtt: MqttLinkConfig;

@@ -2,8 +2,8 @@ import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { ConfigError } from './config-sources';
 import { loadCredentialsFile, saveCredentialsFile } from './device-credentials';
+import { ConfigError } from '@app/edge';
 
 const dir = mkdtempSync(join(tmpdir(), 'vpn-agent-creds-'));
 const a = { clientId: 'sim-1', username: 'u1', password: 'p1' };

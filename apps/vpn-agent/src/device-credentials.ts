@@ -1,8 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 
 import { CLIENT_ID_PATTERN } from '@app/protocol';
-
-import { ConfigError } from './config-sources';
+import { ConfigError } from '@app/edge';
 
 /** One simulated device's MQTT identity, as the REST API hands it out. */
 export interface DeviceCredentials {

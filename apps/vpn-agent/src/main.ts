@@ -2,9 +2,9 @@
 import { agentUsage, ConfigError, parseAgentConfig } from './config';
 import { DeviceAgent } from './device-agent';
 import { createDriver } from './drivers/create-driver';
-import { createLogger, errorFields, Logger } from './logger';
 import { FleetSimulator } from './simulate';
 import { fleetUsage, parseFleetConfig } from './simulate-config';
+import { Logger, createLogger, errorFields } from '@app/edge';
 
 const EXIT_CONFIG = 2;
 

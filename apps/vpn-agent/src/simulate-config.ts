@@ -12,8 +12,7 @@ import {
   SIMULATED_DRIVER_OPTIONS,
   SimulatedDriverConfig,
 } from './config';
-import { OptionDef, OptionSources, usage } from './config-sources';
-import { LOG_LEVELS, LogLevel } from './logger';
+import { LOG_LEVELS, LogLevel, OptionDef, OptionSources, usage } from '@app/edge';
 
 /** Where the simulated devices' MQTT identities come from. */
 export type CredentialSource =

@@ -4,9 +4,9 @@ import { randomBytes } from 'node:crypto';
 import { Topics } from '@app/protocol';
 import { connectAsync, MqttClient } from 'mqtt';
 
-import { createLogger } from './logger';
 import { FleetSimulator } from './simulate';
 import { parseFleetConfig } from './simulate-config';
+import { createLogger } from '@app/edge';
 
 const BROKER = process.env.TEST_MQTT_URL ?? 'mqtt://127.0.0.1:1883';
 const ACCOUNT = `it-fleet-${randomBytes(4).toString('hex')}`;

@@ -2,10 +2,9 @@
 import { DeviceAgent } from './device-agent';
 import { DeviceCredentials, loadCredentialsFile, saveCredentialsFile } from './device-credentials';
 import { SimulatedDriver } from './drivers/simulated.driver';
-import { createLogger, Logger } from './logger';
 import { provisionDevices } from './provision';
-import { ConfigError } from './config-sources';
 import type { FleetConfig } from './simulate-config';
+import { ConfigError, Logger, createLogger } from '@app/edge';
 
 export interface FleetSummary {
   count: number;

@@ -2,9 +2,9 @@ import { DISCONNECTED_IP, encodeVpnProfile, StatusCodes, VpnProfile, VpnStatusRe
 
 import type { FailMode } from './config';
 import { SimulatedDriver } from './drivers/simulated.driver';
-import { createLogger } from './logger';
 import { VpnCommandHandler } from './vpn-command-handler';
 import { VpnStatusTracker } from './vpn-status-tracker';
+import { createLogger } from '@app/edge';
 
 const profile: VpnProfile = {
   type: 'wireguard',

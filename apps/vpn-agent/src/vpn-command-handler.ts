@@ -8,8 +8,8 @@ import {
 } from '@app/protocol';
 
 import { VpnDriver, VpnDriverError } from './drivers/vpn-driver';
-import { errorFields, Logger } from './logger';
 import { VpnState, VpnStatusTracker } from './vpn-status-tracker';
+import { Logger, errorFields } from '@app/edge';
 
 export const COMMANDS = ['connect', 'disconnect', 'status'] as const;
 export type CommandName = (typeof COMMANDS)[number];

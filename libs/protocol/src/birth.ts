@@ -3,6 +3,7 @@
 import { KuraMetric, KuraMetricType, KuraPayload, findMetric, getStringMetric, metric } from './kura-payload';
 import { Metrics } from './metrics';
 import { VPN_APP_ID } from './topics';
+import { isWireGuardKey } from './vpn-profile';
 
 export interface BirthCertificate {
   displayName?: string;
@@ -12,8 +13,10 @@ export interface BirthCertificate {
   connectionIp?: string;
   /** Kura application ids; containing VPNCLIENT-V2 means the device can run our VPN commands. */
   applicationIds: string[];
-  /** The agent's WireGuard public key (`vpn.public_key`), base64. */
+  /** The WireGuard public key (`vpn.public_key`), base64; left out when it is not a valid key. */
   publicKey?: string;
+  /** A gateway's WireGuard UDP port (`vpn.listen_port`). */
+  listenPort?: number;
   /** Milliseconds since the device booted. */
   uptime?: number;
 }
@@ -29,7 +32,6 @@ const STRING_FIELDS = [
   ['serialNumber', Metrics.SERIAL_NUMBER],
   ['firmwareVersion', Metrics.FIRMWARE_VERSION],
   ['connectionIp', Metrics.CONNECTION_IP],
-  ['publicKey', Metrics.VPN_PUBLIC_KEY],
 ] as const;
 
 export function birthMetrics(b: BirthCertificate): KuraMetric[] {
@@ -38,6 +40,8 @@ export function birthMetrics(b: BirthCertificate): KuraMetric[] {
     const value = b[key];
     if (value !== undefined) metrics.push(metric.string(name, value));
   }
+  if (b.publicKey !== undefined) metrics.push(metric.string(Metrics.VPN_PUBLIC_KEY, b.publicKey));
+  if (b.listenPort !== undefined) metrics.push(metric.int32(Metrics.VPN_LISTEN_PORT, b.listenPort));
   metrics.push(metric.string(Metrics.APPLICATION_IDS, b.applicationIds.join(',')));
   // A STRING of milliseconds, as Kura sends it (Kapua reads uptime as a string).
   if (b.uptime !== undefined) metrics.push(metric.string(Metrics.UPTIME, String(b.uptime)));
@@ -54,6 +58,20 @@ export function readBirthCertificate(p: KuraPayload): BirthCertificate {
   for (const [key, name] of STRING_FIELDS) {
     const value = getStringMetric(p, name);
     if (value !== undefined) birth[key] = value.slice(0, MAX_BIRTH_STRING_LENGTH);
+  }
+  // A key that is not a canonical WireGuard key is dropped here, at the protocol boundary, so no
+  // malformed key ever reaches a gateway's peer table.
+  const publicKey = getStringMetric(p, Metrics.VPN_PUBLIC_KEY);
+  if (isWireGuardKey(publicKey)) birth.publicKey = publicKey;
+  const port = findMetric(p, Metrics.VPN_LISTEN_PORT);
+  if (
+    port?.type === KuraMetricType.INT32 &&
+    typeof port.value === 'number' &&
+    Number.isInteger(port.value) &&
+    port.value >= 1 &&
+    port.value <= 65535
+  ) {
+    birth.listenPort = port.value;
   }
   const uptime = readUptime(p);
   if (uptime !== undefined) birth.uptime = uptime;

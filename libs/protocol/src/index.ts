@@ -10,3 +10,4 @@ export * from './vpn-profile';
 export * from './requests';
 export * from './birth';
 export * from './mqtt-socket';
+export * from './gateway';

@@ -13,8 +13,12 @@ export const Metrics = {
   VPN_STATUS_CODE: 'vpn.status_code',
   VPN_BOOT_ID: 'vpn.boot_id',
   VPN_SEQ: 'vpn.seq',
-  // BIRTH (Kura device profile, plus the agent's WireGuard public key)
+  // BIRTH (Kura device profile, plus the WireGuard public key of an agent or a gateway)
   VPN_PUBLIC_KEY: 'vpn.public_key',
+  /** A gateway's WireGuard UDP port (INT32), announced in its BIRTH. */
+  VPN_LISTEN_PORT: 'vpn.listen_port',
+  // Gateway replies: the peer-map serial the gateway holds after the request (INT64)
+  GATEWAY_SERIAL: 'gateway.serial',
   DISPLAY_NAME: 'display_name',
   MODEL_ID: 'model_id',
   SERIAL_NUMBER: 'serial_number',

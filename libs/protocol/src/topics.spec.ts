@@ -2,6 +2,7 @@ import {
   ACCOUNT_NAME_PATTERN,
   CLIENT_ID_PATTERN,
   CloudSubscriptions,
+  GATEWAY_APP_ID,
   TopicLevelError,
   Topics,
   VpnCommand,
@@ -126,6 +127,14 @@ describe('topics', () => {
       }
       expect(parseTopic(Topics.reply('acme', 'cloud-1', 'req-1'))).toEqual({
         kind: 'reply',
+        app: 'VPNCLIENT-V2',
+        account: 'acme',
+        requesterClientId: 'cloud-1',
+        requestId: 'req-1',
+      });
+      expect(parseTopic(Topics.reply('acme', 'cloud-1', 'req-1', GATEWAY_APP_ID))).toEqual({
+        kind: 'reply',
+        app: 'VPNGATEWAY-V1',
         account: 'acme',
         requesterClientId: 'cloud-1',
         requestId: 'req-1',
@@ -135,6 +144,42 @@ describe('topics', () => {
         account: 'acme',
         clientId: 'dev-1',
       });
+      for (const command of ['sync', 'apply'] as const) {
+        expect(parseTopic(Topics.gatewayCommand('acme', 'gw-1', command))).toEqual({
+          kind: 'gateway-command',
+          account: 'acme',
+          clientId: 'gw-1',
+          command,
+        });
+      }
+      expect(parseTopic(Topics.gatewayPeers('acme', 'gw-1'))).toEqual({
+        kind: 'gateway-peers',
+        account: 'acme',
+        clientId: 'gw-1',
+      });
+    });
+
+    it.each([
+      '$EDC/acme/gw-1/VPNGATEWAY-V1/GET/sync',
+      '$EDC/acme/gw-1/VPNGATEWAY-V1/EXEC/connect',
+      '$EDC/acme/gw-1/VPNGATEWAY-V1/EXEC/sync/extra',
+      'acme/gw-1/VPNGATEWAY-V1/status',
+      'acme/gw-1/VPNCLIENT-V2/peers',
+      '$EDC/acme/gw-1/OTHER-V1/REPLY/req-1',
+    ])('should not parse %j as a protocol topic', (topic) => {
+      expect(parseTopic(topic)).toBeNull();
+    });
+
+    it('should let a gateway publish replies of its own application only', () => {
+      expect(
+        deviceMayPublish('acme', 'gw-1', '$EDC/acme/cloud-1/VPNGATEWAY-V1/REPLY/r1', GATEWAY_APP_ID),
+      ).toBe(true);
+      expect(
+        deviceMayPublish('acme', 'gw-1', '$EDC/acme/cloud-1/VPNCLIENT-V2/REPLY/r1', GATEWAY_APP_ID),
+      ).toBe(false);
+      expect(deviceMayPublish('acme', 'dev-1', '$EDC/acme/cloud-1/VPNGATEWAY-V1/REPLY/r1')).toBe(false);
+      expect(deviceMayPublish('acme', 'gw-1', 'acme/gw-1/VPNGATEWAY-V1/peers', GATEWAY_APP_ID)).toBe(true);
+      expect(deviceMayPublish('acme', 'gw-1', 'other/gw-1/VPNGATEWAY-V1/peers', GATEWAY_APP_ID)).toBe(false);
     });
 
     it.each([

@@ -3,6 +3,11 @@
 // never by string prefix, so account `acme` can never reach into account `acme-eu`.
 
 export const VPN_APP_ID = 'VPNCLIENT-V2';
+/** The Kura application of a VPN gateway (apps/vpn-gateway): peer syncs from the cloud, peer reports to it. */
+export const GATEWAY_APP_ID = 'VPNGATEWAY-V1';
+/** The applications that answer requests: a device's VPN client, a gateway. */
+export type RequestAppId = typeof VPN_APP_ID | typeof GATEWAY_APP_ID;
+const REQUEST_APPS: readonly string[] = [VPN_APP_ID, GATEWAY_APP_ID];
 
 /** Kura's control-topic prefix: lifecycle, commands and replies live under it. */
 const CONTROL_PREFIX = '$EDC';
@@ -28,6 +33,9 @@ const COMMAND_VERB: Readonly<Record<VpnCommand, 'EXEC' | 'GET'>> = {
   disconnect: 'EXEC',
   status: 'GET',
 };
+
+export type GatewayCommand = 'sync' | 'apply';
+export const GATEWAY_COMMANDS: readonly GatewayCommand[] = ['sync', 'apply'];
 
 /** A topic level given to a builder that would change the topic's shape (a `/`, `+`, `#`, ...). */
 export class TopicLevelError extends Error {
@@ -58,17 +66,30 @@ export const Topics = {
     if (!VPN_COMMANDS.includes(cmd)) throw new TopicLevelError('command', String(cmd));
     return `${CONTROL_PREFIX}/${account(a)}/${client(c)}/${VPN_APP_ID}/${COMMAND_VERB[cmd]}/${cmd}`;
   },
-  reply: (a: string, requesterClientId: string, id: string): string =>
-    `${CONTROL_PREFIX}/${account(a)}/${client(requesterClientId)}/${VPN_APP_ID}/REPLY/${requestId(id)}`,
+  reply: (a: string, requesterClientId: string, id: string, app: RequestAppId = VPN_APP_ID): string => {
+    if (!REQUEST_APPS.includes(app)) throw new TopicLevelError('application id', String(app));
+    return `${CONTROL_PREFIX}/${account(a)}/${client(requesterClientId)}/${app}/REPLY/${requestId(id)}`;
+  },
   status: (a: string, c: string): string => `${account(a)}/${client(c)}/${VPN_APP_ID}/status`,
+  /** cloud → gateway: a full peer sync (in chunks) or a change set (docs/protocol.md, gateways). */
+  gatewayCommand: (a: string, gateway: string, cmd: GatewayCommand): string => {
+    if (!GATEWAY_COMMANDS.includes(cmd)) throw new TopicLevelError('gateway command', String(cmd));
+    return `${CONTROL_PREFIX}/${account(a)}/${client(gateway)}/${GATEWAY_APP_ID}/EXEC/${cmd}`;
+  },
+  /** gateway → cloud: per-peer handshake and traffic counters. */
+  gatewayPeers: (a: string, gateway: string): string =>
+    `${account(a)}/${client(gateway)}/${GATEWAY_APP_ID}/peers`,
 };
 
 /** What the cloud subscribes to. */
 export const CloudSubscriptions = {
   lifecycle: `${CONTROL_PREFIX}/+/+/${LIFECYCLE_APP}/+`,
   status: `+/+/${VPN_APP_ID}/status`,
-  replies: (requesterClientId: string): string =>
-    `${CONTROL_PREFIX}/+/${client(requesterClientId)}/${VPN_APP_ID}/REPLY/+`,
+  replies: (requesterClientId: string, app: RequestAppId = VPN_APP_ID): string => {
+    if (!REQUEST_APPS.includes(app)) throw new TopicLevelError('application id', String(app));
+    return `${CONTROL_PREFIX}/+/${client(requesterClientId)}/${app}/REPLY/+`;
+  },
+  gatewayPeers: `+/+/${GATEWAY_APP_ID}/peers`,
   /** MQTT 5 / 3.1.1-extension shared subscription: each message goes to one member of `group`. */
   shared: (group: string, filter: string): string => {
     if (group === '' || /[/+#]/.test(group) || CONTROL_CHARS.test(group)) {
@@ -83,11 +104,18 @@ export function deviceCommandSubscription(a: string, c: string): string {
   return `${CONTROL_PREFIX}/${account(a)}/${client(c)}/${VPN_APP_ID}/#`;
 }
 
+/** The one filter a gateway subscribes to: every request addressed to it. */
+export function gatewayCommandSubscription(a: string, gateway: string): string {
+  return `${CONTROL_PREFIX}/${account(a)}/${client(gateway)}/${GATEWAY_APP_ID}/#`;
+}
+
 export type ParsedTopic =
   | { kind: 'birth' | 'dc' | 'lwt'; account: string; clientId: string }
   | { kind: 'command'; account: string; clientId: string; command: VpnCommand }
-  | { kind: 'reply'; account: string; requesterClientId: string; requestId: string }
-  | { kind: 'status'; account: string; clientId: string };
+  | { kind: 'reply'; app: RequestAppId; account: string; requesterClientId: string; requestId: string }
+  | { kind: 'status'; account: string; clientId: string }
+  | { kind: 'gateway-command'; account: string; clientId: string; command: GatewayCommand }
+  | { kind: 'gateway-peers'; account: string; clientId: string };
 
 const LIFECYCLE_KINDS: Readonly<Record<string, 'birth' | 'dc' | 'lwt'>> = {
   BIRTH: 'birth',
@@ -102,10 +130,14 @@ const LIFECYCLE_KINDS: Readonly<Record<string, 'birth' | 'dc' | 'lwt'>> = {
 export function parseTopic(topic: string): ParsedTopic | null {
   const levels = topic.split('/');
   if (levels[0] !== CONTROL_PREFIX) {
-    if (levels.length !== 4 || levels[2] !== VPN_APP_ID || levels[3] !== 'status') return null;
-    return validIds(levels[0], levels[1])
-      ? { kind: 'status', account: levels[0], clientId: levels[1] }
-      : null;
+    if (levels.length !== 4 || !validIds(levels[0], levels[1])) return null;
+    if (levels[2] === VPN_APP_ID && levels[3] === 'status') {
+      return { kind: 'status', account: levels[0], clientId: levels[1] };
+    }
+    if (levels[2] === GATEWAY_APP_ID && levels[3] === 'peers') {
+      return { kind: 'gateway-peers', account: levels[0], clientId: levels[1] };
+    }
+    return null;
   }
   if (levels.length !== 5 && levels.length !== 6) return null;
   const [, acc, clientId, app, verb, last] = levels;
@@ -113,10 +145,22 @@ export function parseTopic(topic: string): ParsedTopic | null {
   if (levels.length === 5 && app === LIFECYCLE_APP && Object.hasOwn(LIFECYCLE_KINDS, verb)) {
     return { kind: LIFECYCLE_KINDS[verb], account: acc, clientId };
   }
-  if (levels.length !== 6 || app !== VPN_APP_ID) return null;
+  if (levels.length !== 6 || !REQUEST_APPS.includes(app)) return null;
   if (verb === 'REPLY') {
     return REQUEST_ID_PATTERN.test(last)
-      ? { kind: 'reply', account: acc, requesterClientId: clientId, requestId: last }
+      ? {
+          kind: 'reply',
+          app: app as RequestAppId,
+          account: acc,
+          requesterClientId: clientId,
+          requestId: last,
+        }
+      : null;
+  }
+  if (app === GATEWAY_APP_ID) {
+    const command = last as GatewayCommand;
+    return verb === 'EXEC' && GATEWAY_COMMANDS.includes(command)
+      ? { kind: 'gateway-command', account: acc, clientId, command }
       : null;
   }
   const command = last as VpnCommand;
@@ -139,9 +183,15 @@ function validIds(acc: string | undefined, clientId: string | undefined): boolea
 
 /**
  * A device may publish under `$EDC/{a}/{c}/...`, `{a}/{c}/...` and replies
- * `$EDC/{a}/{anyRequester}/VPNCLIENT-V2/REPLY/...`. Topic names never carry wildcards.
+ * `$EDC/{a}/{anyRequester}/{app}/REPLY/...` of its own application (`VPNCLIENT-V2` for a device,
+ * `VPNGATEWAY-V1` for a gateway). Topic names never carry wildcards.
  */
-export function deviceMayPublish(acc: string, clientId: string, topic: string): boolean {
+export function deviceMayPublish(
+  acc: string,
+  clientId: string,
+  topic: string,
+  app: RequestAppId = VPN_APP_ID,
+): boolean {
   if (!validIds(acc, clientId) || typeof topic !== 'string') return false;
   if (topic.includes('+') || topic.includes('#') || CONTROL_CHARS.test(topic)) return false;
   const levels = topic.split('/');
@@ -150,7 +200,7 @@ export function deviceMayPublish(acc: string, clientId: string, topic: string): 
     if (levels[1] !== acc) return false;
     if (levels[2] === clientId) return levels.length >= 4;
     // A reply to any requester of its own account (the cloud's client id is not the device's).
-    return levels.length >= 6 && levels[3] === VPN_APP_ID && levels[4] === 'REPLY';
+    return levels.length >= 6 && levels[3] === app && levels[4] === 'REPLY';
   }
   return levels[0] === acc && levels[1] === clientId && levels.length >= 3;
 }

@@ -6,10 +6,16 @@ export interface VpnProfile {
   type: 'wireguard';
   /** The device's tunnel address with the subnet's prefix, e.g. `10.200.0.7/16`. */
   tunnelAddress: string;
-  /** `host:port`, `a.b.c.d:port` or `[ipv6]:port`. */
-  serverEndpoint: string;
-  /** Base64 of the server's 32-byte Curve25519 public key (44 characters). */
-  serverPublicKey: string;
+  /**
+   * The gateway's `host:port`, `a.b.c.d:port` or `[ipv6]:port`. Present together with
+   * serverPublicKey for a device with a WireGuard key; a keyless device (simulated driver) gets
+   * neither, since no gateway carries a tunnel for it.
+   */
+  serverEndpoint?: string;
+  /** Base64 of the gateway's 32-byte Curve25519 public key (44 characters). */
+  serverPublicKey?: string;
+  /** The gateway's own address inside the device's subnet (its first host), e.g. `10.200.0.1`. */
+  gatewayAddress?: string;
   /** Networks routed through the tunnel (CIDRs). */
   allowedIps: string[];
   /** DNS server addresses; may be empty. */
@@ -96,12 +102,20 @@ function validateProfile(input: unknown): VpnProfile {
   if (!isIpv4Cidr(tunnelAddress) || tunnelAddress.endsWith('/0')) {
     throw new VpnProfileError(`tunnelAddress must be an IPv4 address with prefix, like 10.200.0.7/16`);
   }
-  const serverEndpoint = requireString(p, 'serverEndpoint');
-  if (!isEndpoint(serverEndpoint)) {
-    throw new VpnProfileError('serverEndpoint must be host:port with a port from 1 to 65535');
+  const hasServer = p.serverEndpoint !== undefined || p.serverPublicKey !== undefined;
+  if (hasServer) {
+    if (typeof p.serverEndpoint !== 'string' || !isEndpoint(p.serverEndpoint)) {
+      throw new VpnProfileError('serverEndpoint must be host:port with a port from 1 to 65535');
+    }
+    if (!isWireGuardKey(p.serverPublicKey)) {
+      throw new VpnProfileError('serverPublicKey must be the base64 of a 32-byte key (44 characters)');
+    }
   }
-  if (!isWireGuardKey(p.serverPublicKey)) {
-    throw new VpnProfileError('serverPublicKey must be the base64 of a 32-byte key (44 characters)');
+  if (
+    p.gatewayAddress !== undefined &&
+    (typeof p.gatewayAddress !== 'string' || !isIpAddress(p.gatewayAddress))
+  ) {
+    throw new VpnProfileError('gatewayAddress must be an IP address');
   }
   const allowedIps = requireList(p, 'allowedIps', MAX_ALLOWED_IPS, isCidr, 'a CIDR like 10.200.0.0/16');
   if (allowedIps.length === 0) throw new VpnProfileError('allowedIps must not be empty');
@@ -113,8 +127,10 @@ function validateProfile(input: unknown): VpnProfile {
   return {
     type: 'wireguard',
     tunnelAddress,
-    serverEndpoint,
-    serverPublicKey: p.serverPublicKey,
+    ...(hasServer
+      ? { serverEndpoint: p.serverEndpoint as string, serverPublicKey: p.serverPublicKey as string }
+      : {}),
+    ...(p.gatewayAddress !== undefined ? { gatewayAddress: p.gatewayAddress } : {}),
     allowedIps,
     dns,
     keepalive,

@@ -24,10 +24,12 @@ export const VPN_STATUSES: readonly VpnStatus[] = [
 export const DISCONNECTED_IP = '0.0.0.0';
 
 /**
- * Three-digit step codes after IXON's VPN client: `000`-`004` are states, `010` and above are
- * errors, grouped by hundreds per step of the connect flow (0xx general, 1xx profile, 2xx
- * interface/driver, 3xx tunnel/handshake, 4xx teardown). Receivers must accept unknown codes:
- * new ones may be added inside a group.
+ * Three-digit status codes after IXON's VPN client, one table for devices and for the
+ * engineer's client. `000`-`004` are states; `010` is an unknown error; errors from `100` up are
+ * grouped by hundreds per step: 1XY discovery and sign-in to the cloud, 2XY the agent (the device
+ * and its VPN), 3XY the VPN configuration (profile, gateway, session), 7XY the tunnel (interface,
+ * handshake, teardown), 8XY/9XY routes. Receivers must accept unknown codes: new ones may be added
+ * inside a group, and an unknown code of a group means "an error in that step".
  */
 export const StatusCodes = {
   UNKNOWN: '000',
@@ -35,21 +37,33 @@ export const StatusCodes = {
   PENDING: '002',
   DONE: '003',
   ACTIVE: '004',
-  // 0xx general
   FAILED: '010',
-  BUSY: '020',
-  UNSUPPORTED_COMMAND: '030',
-  // 1xx profile
-  INVALID_PROFILE: '110',
-  UNSUPPORTED_VPN_TYPE: '120',
-  // 2xx interface / driver
-  INTERFACE_SETUP_FAILED: '210',
-  KEY_MISSING: '220',
-  // 3xx tunnel / handshake
-  HANDSHAKE_TIMEOUT: '310',
-  PEER_UNREACHABLE: '320',
-  // 4xx teardown
-  TEARDOWN_FAILED: '410',
+  // 1XY discovery / sign-in to the cloud
+  CLOUD_UNREACHABLE: '110',
+  SIGN_IN_FAILED: '120',
+  ACCESS_DENIED: '130',
+  // 2XY the agent: the device and its VPN
+  DEVICE_NOT_FOUND: '210',
+  DEVICE_OFFLINE: '220',
+  AGENT_BUSY: '230',
+  UNSUPPORTED_COMMAND: '240',
+  DEVICE_VPN_FAILED: '250',
+  KEY_MISSING: '260',
+  // 3XY VPN configuration: profile, gateway, session
+  INVALID_PROFILE: '310',
+  UNSUPPORTED_VPN_TYPE: '320',
+  NO_GATEWAY: '330',
+  GATEWAY_UNAVAILABLE: '340',
+  SESSION_REFUSED: '350',
+  // 7XY the tunnel (WireGuard)
+  INTERFACE_SETUP_FAILED: '710',
+  HANDSHAKE_TIMEOUT: '720',
+  PEER_UNREACHABLE: '730',
+  TEARDOWN_FAILED: '740',
+  TUNNEL_LOST: '750',
+  // 8XY routes
+  ROUTE_SETUP_FAILED: '810',
+  DEVICE_UNREACHABLE: '820',
 } as const;
 
 export type StatusCode = (typeof StatusCodes)[keyof typeof StatusCodes];
@@ -63,18 +77,38 @@ const DESCRIPTIONS: Readonly<Record<string, string>> = {
   [StatusCodes.DONE]: 'done',
   [StatusCodes.ACTIVE]: 'active',
   [StatusCodes.FAILED]: 'failed',
-  [StatusCodes.BUSY]: 'busy: another command is running',
+  [StatusCodes.CLOUD_UNREACHABLE]: 'the cloud could not be reached',
+  [StatusCodes.SIGN_IN_FAILED]: 'sign-in to the cloud failed',
+  [StatusCodes.ACCESS_DENIED]: 'access denied by the cloud',
+  [StatusCodes.DEVICE_NOT_FOUND]: 'device not found',
+  [StatusCodes.DEVICE_OFFLINE]: 'device not connected to the cloud',
+  [StatusCodes.AGENT_BUSY]: 'busy: another command is running',
   [StatusCodes.UNSUPPORTED_COMMAND]: 'unsupported command',
+  [StatusCodes.DEVICE_VPN_FAILED]: 'the device could not bring its VPN up',
+  [StatusCodes.KEY_MISSING]: 'private key missing',
   [StatusCodes.INVALID_PROFILE]: 'invalid VPN profile',
   [StatusCodes.UNSUPPORTED_VPN_TYPE]: 'unsupported VPN type',
+  [StatusCodes.NO_GATEWAY]: 'no VPN gateway serves the device',
+  [StatusCodes.GATEWAY_UNAVAILABLE]: 'VPN gateway unavailable',
+  [StatusCodes.SESSION_REFUSED]: 'VPN session refused',
   [StatusCodes.INTERFACE_SETUP_FAILED]: 'tunnel interface setup failed',
-  [StatusCodes.KEY_MISSING]: 'private key missing',
   [StatusCodes.HANDSHAKE_TIMEOUT]: 'handshake timed out',
   [StatusCodes.PEER_UNREACHABLE]: 'VPN server unreachable',
   [StatusCodes.TEARDOWN_FAILED]: 'tunnel teardown failed',
+  [StatusCodes.TUNNEL_LOST]: 'tunnel lost',
+  [StatusCodes.ROUTE_SETUP_FAILED]: 'route setup failed',
+  [StatusCodes.DEVICE_UNREACHABLE]: 'device unreachable through the tunnel',
 };
 
-const STEP_NAMES: readonly string[] = ['general', 'profile', 'interface', 'tunnel', 'teardown'];
+/** The step of each hundred; a code of an unlisted hundred is "an error in step N". */
+const STEP_NAMES: Readonly<Record<string, string>> = {
+  '1': 'sign-in',
+  '2': 'agent',
+  '3': 'VPN configuration',
+  '7': 'tunnel',
+  '8': 'route',
+  '9': 'route',
+};
 
 export function isStatusCode(code: string): boolean {
   return typeof code === 'string' && STATUS_CODE_PATTERN.test(code);
@@ -89,7 +123,8 @@ export function describeStatusCode(code: string): string {
   if (!isStatusCode(code)) return 'invalid status code';
   if (Object.hasOwn(DESCRIPTIONS, code)) return DESCRIPTIONS[code];
   if (!isErrorStatusCode(code)) return 'unknown state';
-  const step = STEP_NAMES[Number(code[0])] ?? `step ${code[0]}`;
+  if (code[0] === '0') return 'error';
+  const step = STEP_NAMES[code[0]] ?? `step ${code[0]}`;
   return `${step} error`;
 }
 

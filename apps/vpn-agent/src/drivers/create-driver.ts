@@ -1,8 +1,8 @@
 import type { AgentConfig } from '../config';
-import { Logger } from '../logger';
 import { SimulatedDriver } from './simulated.driver';
 import { VpnDriver } from './vpn-driver';
 import { WireguardDriver } from './wireguard.driver';
+import { Logger } from '@app/edge';
 
 export async function createDriver(config: AgentConfig, logger: Logger): Promise<VpnDriver> {
   switch (config.driver) {

@@ -8,10 +8,9 @@ import { join } from 'node:path';
 
 import { DISCONNECTED_IP, StatusCodes, VpnProfile } from '@app/protocol';
 
-import { createLogger } from '../logger';
-import { runSystemCommand } from './system-command';
 import { VpnDriverError } from './vpn-driver';
 import { WireguardDriver } from './wireguard.driver';
+import { createLogger, runSystemCommand } from '@app/edge';
 
 const TOOLS = ['wireguard-go', 'wg', 'ip', 'ping'];
 

@@ -1,10 +1,15 @@
 import { DISCONNECTED_IP, StatusCodes, VpnProfile } from '@app/protocol';
 
 import type { WireguardDriverConfig } from '../config';
-import { errorFields, Logger } from '../logger';
-import { runSystemCommand, SystemCommandError } from './system-command';
 import { addressOf, StepCode, TunnelState, VpnDriver, VpnDriverError } from './vpn-driver';
-import { loadOrCreateKeys, WireguardKeys } from './wireguard-key-store';
+import {
+  Logger,
+  SystemCommandError,
+  WireguardKeys,
+  errorFields,
+  loadOrCreateKeys,
+  runSystemCommand,
+} from '@app/edge';
 
 const HANDSHAKE_POLL_MS = 100;
 /** Routes we do not install: a full tunnel needs policy routing (as wg-quick does) to keep the endpoint reachable. */
@@ -26,7 +31,13 @@ export class WireguardDriver implements VpnDriver {
 
   /** Loads (or creates) the key pair and removes an interface a crashed run left behind, so "idle" is true. */
   static async create(config: WireguardDriverConfig, logger: Logger): Promise<WireguardDriver> {
-    const keys = await loadOrCreateKeys(config.stateDir, logger);
+    let keys: WireguardKeys;
+    try {
+      keys = await loadOrCreateKeys(config.stateDir, logger);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      throw new VpnDriverError(StatusCodes.KEY_MISSING, message, { cause: err });
+    }
     const driver = new WireguardDriver(config, keys, logger.child({ interface: config.interfaceName }));
     await driver.removeInterface();
     return driver;
@@ -47,6 +58,13 @@ export class WireguardDriver implements VpnDriver {
         `VPN type "${String(profile.type)}" is not supported`,
       );
     }
+    const { serverEndpoint, serverPublicKey } = profile;
+    if (serverEndpoint === undefined || serverPublicKey === undefined) {
+      throw new VpnDriverError(
+        StatusCodes.INVALID_PROFILE,
+        'the VPN profile names no gateway (serverEndpoint, serverPublicKey): the cloud has no gateway for this device',
+      );
+    }
     const ifname = this.config.interfaceName;
     await this.down();
     try {
@@ -57,9 +75,9 @@ export class WireguardDriver implements VpnDriver {
         'private-key',
         this.keys.privateKeyFile,
         'peer',
-        profile.serverPublicKey,
+        serverPublicKey,
         'endpoint',
-        profile.serverEndpoint,
+        serverEndpoint,
         'allowed-ips',
         profile.allowedIps.join(','),
         'persistent-keepalive',
@@ -83,7 +101,8 @@ export class WireguardDriver implements VpnDriver {
       if (profile.dns.length > 0)
         this.logger.info({ dns: profile.dns }, 'DNS servers are not applied by this driver');
       // The first keepalive starts a handshake; without keepalive nothing is sent until traffic flows.
-      if (profile.keepalive > 0 && this.config.handshakeTimeoutMs > 0) await this.awaitHandshake(profile);
+      if (profile.keepalive > 0 && this.config.handshakeTimeoutMs > 0)
+        await this.awaitHandshake(serverEndpoint);
     } catch (err) {
       await this.removeInterface().catch((cleanup: unknown) =>
         this.logger.error({ ...errorFields(cleanup) }, 'cleanup after a failed connect failed'),
@@ -91,7 +110,7 @@ export class WireguardDriver implements VpnDriver {
       throw err;
     }
     this.state = { up: true, ipAddress: addressOf(profile.tunnelAddress) };
-    this.logger.info({ ipAddress: this.state.ipAddress, endpoint: profile.serverEndpoint }, 'tunnel up');
+    this.logger.info({ ipAddress: this.state.ipAddress, endpoint: serverEndpoint }, 'tunnel up');
     return { ipAddress: this.state.ipAddress };
   }
 
@@ -116,7 +135,7 @@ export class WireguardDriver implements VpnDriver {
     }
   }
 
-  private async awaitHandshake(profile: VpnProfile): Promise<void> {
+  private async awaitHandshake(serverEndpoint: string): Promise<void> {
     const deadline = Date.now() + this.config.handshakeTimeoutMs;
     for (;;) {
       const out = await this.run('wg', ['show', this.config.interfaceName, 'latest-handshakes']);
@@ -128,7 +147,7 @@ export class WireguardDriver implements VpnDriver {
       if (Date.now() >= deadline) {
         throw new VpnDriverError(
           StatusCodes.HANDSHAKE_TIMEOUT,
-          `no handshake with ${profile.serverEndpoint} within ${this.config.handshakeTimeoutMs} ms`,
+          `no handshake with ${serverEndpoint} within ${this.config.handshakeTimeoutMs} ms`,
         );
       }
       await new Promise((r) => setTimeout(r, HANDSHAKE_POLL_MS));

@@ -1,4 +1,4 @@
-import { SerialQueue } from './command-queue';
+import { SerialQueue } from './serial-queue';
 
 function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => void; reject: (e: Error) => void } {
   let resolve!: (v: T) => void;

@@ -1,11 +1,13 @@
 import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
-import { StatusCodes } from '@app/protocol';
-
-import { Logger } from '../logger';
+import { Logger } from './logger';
 import { runSystemCommand } from './system-command';
-import { VpnDriverError } from './vpn-driver';
+
+/** The key pair could not be read or created; the message says which file and why. */
+export class WireguardKeyError extends Error {
+  override readonly name = 'WireguardKeyError';
+}
 
 const KEY_PATTERN = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw480]=$/;
 
@@ -16,9 +18,9 @@ export interface WireguardKeys {
 }
 
 /**
- * The device's WireGuard key pair: generated with `wg genkey` on first start and kept in the
- * state dir, owner-only, so the device keeps its identity across restarts and only its public
- * key ever leaves it.
+ * A WireGuard key pair (a device's, a gateway's, an engineer client's): generated with `wg genkey`
+ * on first start and kept in the state dir, owner-only, so the process keeps its identity across
+ * restarts and only its public key ever leaves it.
  */
 export async function loadOrCreateKeys(stateDir: string, logger: Logger): Promise<WireguardKeys> {
   const dir = resolve(stateDir);
@@ -34,9 +36,9 @@ export async function loadOrCreateKeys(stateDir: string, logger: Logger): Promis
     const publicKey = (await runSystemCommand('wg', ['pubkey'], { input: `${privateKey}\n` })).trim();
     return { privateKeyFile, publicKey };
   } catch (err) {
-    if (err instanceof VpnDriverError) throw err;
+    if (err instanceof WireguardKeyError) throw err;
     const message = err instanceof Error ? err.message : String(err);
-    throw new VpnDriverError(StatusCodes.KEY_MISSING, `WireGuard key in ${dir}: ${message}`, { cause: err });
+    throw new WireguardKeyError(`WireGuard key in ${dir}: ${message}`, { cause: err });
   }
 }
 
@@ -50,7 +52,7 @@ async function readKey(file: string, logger: Logger): Promise<string | undefined
   }
   const key = text.trim();
   if (!KEY_PATTERN.test(key)) {
-    throw new VpnDriverError(StatusCodes.KEY_MISSING, `${file} does not hold a WireGuard private key`);
+    throw new WireguardKeyError(`${file} does not hold a WireGuard private key`);
   }
   if (((await stat(file)).mode & 0o077) !== 0) {
     logger.warn(

@@ -10,10 +10,14 @@ export type Logger = pino.Logger;
  * can grep it. Secrets are redacted by key name as a safety net; callers still never
  * pass passwords or private keys on purpose.
  */
-export function createLogger(level: LogLevel, bindings: Record<string, string> = {}): Logger {
+export function createLogger(
+  level: LogLevel,
+  bindings: Record<string, string> = {},
+  app = 'vpn-agent',
+): Logger {
   return pino({
     level,
-    base: { app: 'vpn-agent', ...bindings },
+    base: { app, ...bindings },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
     redact: {
