@@ -11,6 +11,8 @@ export default tseslint.config(
       'coverage/**',
       '.tmp/**',
       '.vpn-agent/**',
+      '.vpn-gateway/**',
+      '.vpn-client/**',
       'eslint.config.mjs',
       'bench/**/*.js',
       'test/generated/**',

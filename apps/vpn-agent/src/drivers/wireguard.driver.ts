@@ -1,19 +1,26 @@
+// The device agent's WireGuard driver: the profile from the cloud becomes one tunnel (libs/edge
+// WireguardTunnel), whose failures get the agent's step codes.
 import { DISCONNECTED_IP, StatusCodes, VpnProfile } from '@app/protocol';
 
 import type { WireguardDriverConfig } from '../config';
-import { addressOf, StepCode, TunnelState, VpnDriver, VpnDriverError } from './vpn-driver';
+import { addressOf, TunnelState, VpnDriver, VpnDriverError } from './vpn-driver';
 import {
   Logger,
-  SystemCommandError,
+  TunnelFailure,
   WireguardKeys,
+  WireguardTunnel,
+  WireguardTunnelError,
   errorFields,
   loadOrCreateKeys,
-  runSystemCommand,
 } from '@app/edge';
 
-const HANDSHAKE_POLL_MS = 100;
-/** Routes we do not install: a full tunnel needs policy routing (as wg-quick does) to keep the endpoint reachable. */
-const DEFAULT_ROUTES = new Set(['0.0.0.0/0', '::/0']);
+/** The agent's step codes for the parts of the shared tunnel code that can fail. */
+const FAILURE_CODES: Readonly<Record<TunnelFailure, string>> = {
+  setup: StatusCodes.INTERFACE_SETUP_FAILED,
+  endpoint: StatusCodes.PEER_UNREACHABLE,
+  handshake: StatusCodes.HANDSHAKE_TIMEOUT,
+  teardown: StatusCodes.TEARDOWN_FAILED,
+};
 
 /**
  * A real WireGuard tunnel through the userspace `wireguard-go` (the kernel module is not assumed),
@@ -26,6 +33,7 @@ export class WireguardDriver implements VpnDriver {
   private constructor(
     private readonly config: WireguardDriverConfig,
     private readonly keys: WireguardKeys,
+    private readonly tunnel: WireguardTunnel,
     private readonly logger: Logger,
   ) {}
 
@@ -38,9 +46,10 @@ export class WireguardDriver implements VpnDriver {
       const message = err instanceof Error ? err.message : String(err);
       throw new VpnDriverError(StatusCodes.KEY_MISSING, message, { cause: err });
     }
-    const driver = new WireguardDriver(config, keys, logger.child({ interface: config.interfaceName }));
-    await driver.removeInterface();
-    return driver;
+    const child = logger.child({ interface: config.interfaceName });
+    const tunnel = new WireguardTunnel(config.interfaceName, config.netns, child);
+    await tunnel.remove();
+    return new WireguardDriver(config, keys, tunnel, child);
   }
 
   publicKey(): string {
@@ -65,49 +74,31 @@ export class WireguardDriver implements VpnDriver {
         'the VPN profile names no gateway (serverEndpoint, serverPublicKey): the cloud has no gateway for this device',
       );
     }
-    const ifname = this.config.interfaceName;
     await this.down();
     try {
-      await this.step(StatusCodes.INTERFACE_SETUP_FAILED, 'wireguard-go', [ifname]);
-      await this.step(StatusCodes.INTERFACE_SETUP_FAILED, 'wg', [
-        'set',
-        ifname,
-        'private-key',
-        this.keys.privateKeyFile,
-        'peer',
-        serverPublicKey,
-        'endpoint',
-        serverEndpoint,
-        'allowed-ips',
-        profile.allowedIps.join(','),
-        'persistent-keepalive',
-        profile.keepalive > 0 ? String(profile.keepalive) : 'off',
-      ]);
-      await this.step(StatusCodes.INTERFACE_SETUP_FAILED, 'ip', [
-        'address',
-        'add',
-        profile.tunnelAddress,
-        'dev',
-        ifname,
-      ]);
-      await this.step(StatusCodes.INTERFACE_SETUP_FAILED, 'ip', ['link', 'set', ifname, 'up']);
-      for (const cidr of profile.allowedIps) {
-        if (DEFAULT_ROUTES.has(cidr)) {
-          this.logger.warn({ cidr }, 'full-tunnel route not installed');
-          continue;
-        }
-        await this.step(StatusCodes.INTERFACE_SETUP_FAILED, 'ip', ['route', 'replace', cidr, 'dev', ifname]);
-      }
+      await this.tunnel.up({
+        privateKeyFile: this.keys.privateKeyFile,
+        address: profile.tunnelAddress,
+        peer: {
+          publicKey: serverPublicKey,
+          endpoint: serverEndpoint,
+          allowedIps: profile.allowedIps,
+          keepalive: profile.keepalive,
+        },
+        routes: profile.allowedIps,
+      });
       if (profile.dns.length > 0)
         this.logger.info({ dns: profile.dns }, 'DNS servers are not applied by this driver');
       // The first keepalive starts a handshake; without keepalive nothing is sent until traffic flows.
       if (profile.keepalive > 0 && this.config.handshakeTimeoutMs > 0)
-        await this.awaitHandshake(serverEndpoint);
+        await this.tunnel.awaitHandshake(serverEndpoint, this.config.handshakeTimeoutMs);
     } catch (err) {
-      await this.removeInterface().catch((cleanup: unknown) =>
-        this.logger.error({ ...errorFields(cleanup) }, 'cleanup after a failed connect failed'),
-      );
-      throw err;
+      await this.tunnel
+        .remove()
+        .catch((cleanup: unknown) =>
+          this.logger.error({ ...errorFields(cleanup) }, 'cleanup after a failed connect failed'),
+        );
+      throw toDriverError(err);
     }
     this.state = { up: true, ipAddress: addressOf(profile.tunnelAddress) };
     this.logger.info({ ipAddress: this.state.ipAddress, endpoint: serverEndpoint }, 'tunnel up');
@@ -116,59 +107,17 @@ export class WireguardDriver implements VpnDriver {
 
   async down(): Promise<void> {
     try {
-      await this.removeInterface();
+      await this.tunnel.remove();
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
-      throw new VpnDriverError(StatusCodes.TEARDOWN_FAILED, message, { cause: err });
+      throw toDriverError(err);
     }
     if (this.state.up) this.logger.info({}, 'tunnel down');
     this.state = { up: false, ipAddress: DISCONNECTED_IP };
   }
+}
 
-  /** Deleting the interface also ends its wireguard-go process. A missing interface is fine. */
-  private async removeInterface(): Promise<void> {
-    try {
-      await this.run('ip', ['link', 'del', 'dev', this.config.interfaceName]);
-    } catch (err) {
-      if (err instanceof SystemCommandError && /Cannot find device|does not exist/i.test(err.stderr)) return;
-      throw err;
-    }
-  }
-
-  private async awaitHandshake(serverEndpoint: string): Promise<void> {
-    const deadline = Date.now() + this.config.handshakeTimeoutMs;
-    for (;;) {
-      const out = await this.run('wg', ['show', this.config.interfaceName, 'latest-handshakes']);
-      const epochs = out
-        .split('\n')
-        .map((line) => Number(line.split('\t')[1]))
-        .filter((n) => Number.isFinite(n));
-      if (epochs.some((n) => n > 0)) return;
-      if (Date.now() >= deadline) {
-        throw new VpnDriverError(
-          StatusCodes.HANDSHAKE_TIMEOUT,
-          `no handshake with ${serverEndpoint} within ${this.config.handshakeTimeoutMs} ms`,
-        );
-      }
-      await new Promise((r) => setTimeout(r, HANDSHAKE_POLL_MS));
-    }
-  }
-
-  private async step(code: StepCode, file: string, args: string[]): Promise<void> {
-    try {
-      await this.run(file, args);
-    } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
-      // `wg set` resolves the endpoint host: a name that does not resolve is the peer's step, not ours.
-      const peerStep = file === 'wg' && /resolve|Name or service|endpoint/i.test(message);
-      throw new VpnDriverError(peerStep ? StatusCodes.PEER_UNREACHABLE : code, message, { cause: err });
-    }
-  }
-
-  private run(file: string, args: readonly string[]): Promise<string> {
-    const netns = this.config.netns;
-    return netns === undefined
-      ? runSystemCommand(file, args)
-      : runSystemCommand('ip', ['netns', 'exec', netns, file, ...args]);
-  }
+/** Tunnel failures get their step code; anything else (e.g. `wg show` failing) stays as it is. */
+function toDriverError(err: unknown): unknown {
+  if (!(err instanceof WireguardTunnelError)) return err;
+  return new VpnDriverError(FAILURE_CODES[err.failure], err.message, { cause: err.cause ?? err });
 }
