@@ -75,6 +75,8 @@ describe('Authentication', () => {
           'apikey:write',
           'device:read',
           'device:write',
+          'gateway:read',
+          'gateway:write',
           'user:read',
           'user:write',
           'vpn:connect',

@@ -42,6 +42,7 @@ describe('a client generated from the OpenAPI spec', () => {
       ipAddress: '0.0.0.0',
       status: 'idle',
       statusCode: '000',
+      tunnel: null,
       deviceConnection: 'NEVER_CONNECTED',
       reportedOn: null,
     });

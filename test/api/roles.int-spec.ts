@@ -17,9 +17,17 @@ import { startTestApi, type TestApi } from '../support/test-api';
  * permission, allowed with it. The expected grants are written out from the
  * design (DESIGN §3), not read from roles.ts, so a change there shows up here.
  */
-const READ_ALL = ['account:read', 'user:read', 'apikey:read', 'device:read', 'vpn:read'];
+const READ_ALL = ['account:read', 'user:read', 'apikey:read', 'device:read', 'vpn:read', 'gateway:read'];
 const GRANTS: Record<RoleName, string[]> = {
-  admin: [...READ_ALL, 'account:write', 'user:write', 'apikey:write', 'device:write', 'vpn:connect'],
+  admin: [
+    ...READ_ALL,
+    'account:write',
+    'user:write',
+    'apikey:write',
+    'device:write',
+    'vpn:connect',
+    'gateway:write',
+  ],
   operator: [...READ_ALL, 'device:write', 'vpn:connect'],
   viewer: READ_ALL,
 };

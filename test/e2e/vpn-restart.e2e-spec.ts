@@ -67,10 +67,15 @@ describe('device VPN across restarts', () => {
 
       await first.stop('SIGKILL');
       await waitForConnectionStatus(api.url, token, device.id, 'MISSING');
-      // The last report stands until the device says otherwise: the crash took the tunnel with it.
+      // The agent's last word was "connected", but a MISSING device without a gateway handshake
+      // is not provably there: the status must not claim a tunnel.
       expect(await getVpnStatus(api.url, token, device.id)).toMatchObject({
-        connected: true,
+        connected: false,
+        ipAddress: '0.0.0.0',
+        status: 'error',
+        statusCode: '220',
         deviceConnection: 'MISSING',
+        tunnel: null,
       });
 
       procs.agent(await startDeviceAgent(api, device));

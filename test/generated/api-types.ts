@@ -343,6 +343,60 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/{scopeId}/gateways": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the VPN gateways of the account */
+        get: operations["Gateways_list"];
+        put?: never;
+        /** Register a VPN gateway; devices of this account and its sub-accounts tunnel through it */
+        post: operations["Gateways_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/{scopeId}/gateways/{gatewayId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One gateway, with its connection and the number of peers it carries */
+        get: operations["Gateways_get"];
+        put?: never;
+        post?: never;
+        /** Delete a gateway that carries no tunnels (409 while it does) */
+        delete: operations["Gateways_delete"];
+        options?: never;
+        head?: never;
+        /** Change the endpoint or description (send the current optlock) */
+        patch: operations["Gateways_update"];
+        trace?: never;
+    };
+    "/v1/{scopeId}/gateways/{gatewayId}/credentials": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Issue or rotate the gateway MQTT credentials; the password is shown once */
+        post: operations["Gateways_credentials"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/{scopeId}/users": {
         parameters: {
             query?: never;
@@ -498,6 +552,24 @@ export interface components {
              * @enum {string}
              */
             status?: "ENABLED" | "DISABLED";
+            /**
+             * Format: uuid
+             * @description Pin the device to this gateway (of its account or an ancestor); default: the nearest account's gateway
+             */
+            gatewayId?: string;
+        };
+        CreateGatewayDto: {
+            /**
+             * @description MQTT client id of the gateway process; shares one namespace with the account's device clientIds
+             * @example hub-eu-1
+             */
+            name: string;
+            /**
+             * @description host:port that devices and engineers send their WireGuard packets to
+             * @example vpn.example.com:51820
+             */
+            endpoint: string;
+            description?: string;
         };
         CreateUserDto: {
             /** @example alice */
@@ -568,6 +640,11 @@ export interface components {
             tunnelAddress: string;
             /** @description WireGuard public key announced by the agent */
             vpnPublicKey: string | null;
+            /**
+             * Format: uuid
+             * @description The gateway the device is pinned to
+             */
+            gatewayId: string | null;
             /** @description MQTT username, once credentials were issued */
             mqttUsername: string | null;
             /** Format: date-time */
@@ -636,11 +713,65 @@ export interface components {
              * @example NOT_FOUND
              * @enum {string}
              */
-            result: "INVALID_ARGUMENT" | "UNAUTHORIZED" | "AUTH_FAILED" | "FORBIDDEN" | "NOT_FOUND" | "ENTRY_EXISTS" | "OPTLOCK_CONFLICT" | "CONFLICT" | "DEVICE_NOT_CONNECTED" | "PAYLOAD_TOO_LARGE" | "RATE_LIMITED" | "INTERNAL_ERROR" | "STORAGE_ERROR" | "DEVICE_ERROR" | "SERVICE_UNAVAILABLE" | "DEVICE_TIMEOUT";
+            result: "INVALID_ARGUMENT" | "UNAUTHORIZED" | "AUTH_FAILED" | "FORBIDDEN" | "NOT_FOUND" | "ENTRY_EXISTS" | "OPTLOCK_CONFLICT" | "CONFLICT" | "DEVICE_NOT_CONNECTED" | "NO_GATEWAY" | "VPN_NOT_CONNECTED" | "PAYLOAD_TOO_LARGE" | "RATE_LIMITED" | "INTERNAL_ERROR" | "STORAGE_ERROR" | "TUNNEL_ERROR" | "DEVICE_ERROR" | "SERVICE_UNAVAILABLE" | "GATEWAY_UNAVAILABLE" | "DEVICE_TIMEOUT" | "GATEWAY_TIMEOUT" | "INSUFFICIENT_STORAGE";
             /** @example Device not found */
             error: string;
             /** @example No device with id 0b6f… in this scope */
             details: string;
+        };
+        GatewayCredentialsDto: {
+            /** @example acme:hub-eu-1 */
+            username: string;
+            /** @description Shown once; only a digest is stored */
+            password: string;
+            /** @description The MQTT client id the gateway must connect with (its name) */
+            clientId: string;
+            /** @description Account name: the account segment of the gateway topics */
+            account: string;
+        };
+        GatewayDto: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            scopeId: string | null;
+            /** Format: date-time */
+            createdOn: string;
+            /** Format: uuid */
+            createdBy: string | null;
+            /** Format: date-time */
+            modifiedOn: string;
+            /** Format: uuid */
+            modifiedBy: string | null;
+            /** @description Send the current value back on update (optimistic lock) */
+            optlock: number;
+            name: string;
+            /** @example vpn.example.com:51820 */
+            endpoint: string;
+            description: string;
+            /** @description WireGuard public key the gateway announced; null until it first connects */
+            publicKey: string | null;
+            /** @description WireGuard UDP port the gateway announced */
+            listenPort: number | null;
+            /**
+             * @description MQTT link of the gateway process
+             * @enum {string}
+             */
+            connection: "NEVER_CONNECTED" | "CONNECTED" | "DISCONNECTED" | "MISSING";
+            /** @description WireGuard peers it carries now (devices and engineer sessions) */
+            peers: number;
+            /** Format: date-time */
+            lastSeenOn: string | null;
+            /** @description MQTT username, once credentials were issued */
+            mqttUsername: string | null;
+            /** Format: date-time */
+            credentialsIssuedOn: string | null;
+        };
+        GatewayListDto: {
+            size: number;
+            limitExceeded: boolean;
+            /** @description Present when askTotalCount=true */
+            totalCount?: number;
+            items: components["schemas"]["GatewayDto"][];
         };
         HealthDto: {
             /** @example ok */
@@ -671,6 +802,17 @@ export interface components {
              * @enum {string}
              */
             status?: "ENABLED" | "DISABLED";
+            /**
+             * Format: uuid
+             * @description Pin the device to this gateway; null unpins (the nearest account gateway is used)
+             */
+            gatewayId?: string | null;
+            optlock: number;
+        };
+        UpdateGatewayDto: {
+            /** @example vpn.example.com:51820 */
+            endpoint?: string;
+            description?: string;
             optlock: number;
         };
         UpdateUserDto: {
@@ -716,6 +858,7 @@ export interface components {
             items: components["schemas"]["UserDto"][];
         };
         VpnStatusDto: {
+            /** @description True while the agent reports its tunnel up and the device is provably there: its MQTT link is CONNECTED, or its gateway saw a handshake within the last 3 minutes */
             connected: boolean;
             /**
              * @description "0.0.0.0" when not connected
@@ -725,7 +868,7 @@ export interface components {
             /** @enum {string} */
             status: "idle" | "connecting" | "connected" | "disconnecting" | "error";
             /**
-             * @description IXON-style step code: 000 unknown, 001 n/a, 002 pending, 003 done, 004 active, 010+ errors
+             * @description IXON-style step code: 000 unknown, 001 n/a, 002 pending, 003 done, 004 active, 010 error; 1XY sign-in, 2XY agent, 3XY VPN configuration, 7XY tunnel, 8XY routes (docs/protocol.md)
              * @example 004
              */
             statusCode: string;
@@ -739,6 +882,29 @@ export interface components {
              * @description When the agent last reported; null if never
              */
             reportedOn: string | null;
+            /** @description The tunnel as its gateway sees it; null for a device without a gateway peer (e.g. keyless) */
+            tunnel: components["schemas"]["VpnTunnelDto"] | null;
+        };
+        VpnTunnelDto: {
+            /**
+             * Format: uuid
+             * @description The gateway that carries the tunnel
+             */
+            gatewayId: string;
+            /**
+             * @description The gateway's address in the device's subnet
+             * @example 10.200.0.1
+             */
+            gatewayAddress: string;
+            /**
+             * Format: date-time
+             * @description The gateway's latest WireGuard handshake with the device
+             */
+            lastHandshakeOn: string | null;
+            /** @description Bytes the gateway received from the device */
+            rxBytes: number;
+            /** @description Bytes the gateway sent to the device */
+            txBytes: number;
         };
     };
     responses: never;
@@ -2594,6 +2760,433 @@ export interface operations {
             };
             /** @description DEVICE_TIMEOUT: the device did not answer in time */
             504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+        };
+    };
+    Gateways_list: {
+        parameters: {
+            query?: {
+                offset?: number;
+                limit?: number;
+                askTotalCount?: boolean;
+                name?: string;
+                connection?: "NEVER_CONNECTED" | "CONNECTED" | "DISCONNECTED" | "MISSING";
+            };
+            header?: never;
+            path: {
+                /** @description Account id, or _ for the caller's own account */
+                scopeId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayListDto"];
+                };
+            };
+            /** @description INVALID_ARGUMENT: the request is malformed or a field is invalid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description FORBIDDEN: the scope is outside the caller's accounts, or the role lacks the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+        };
+    };
+    Gateways_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Account id, or _ for the caller's own account */
+                scopeId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateGatewayDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDto"];
+                };
+            };
+            /** @description INVALID_ARGUMENT: the request is malformed or a field is invalid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description FORBIDDEN: the scope is outside the caller's accounts, or the role lacks the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description ENTRY_EXISTS, OPTLOCK_CONFLICT or another conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+        };
+    };
+    Gateways_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                gatewayId: string;
+                /** @description Account id, or _ for the caller's own account */
+                scopeId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDto"];
+                };
+            };
+            /** @description INVALID_ARGUMENT: the request is malformed or a field is invalid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description FORBIDDEN: the scope is outside the caller's accounts, or the role lacks the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+        };
+    };
+    Gateways_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                gatewayId: string;
+                /** @description Account id, or _ for the caller's own account */
+                scopeId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description INVALID_ARGUMENT: the request is malformed or a field is invalid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description FORBIDDEN: the scope is outside the caller's accounts, or the role lacks the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description ENTRY_EXISTS, OPTLOCK_CONFLICT or another conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+        };
+    };
+    Gateways_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                gatewayId: string;
+                /** @description Account id, or _ for the caller's own account */
+                scopeId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateGatewayDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayDto"];
+                };
+            };
+            /** @description INVALID_ARGUMENT: the request is malformed or a field is invalid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description FORBIDDEN: the scope is outside the caller's accounts, or the role lacks the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description ENTRY_EXISTS, OPTLOCK_CONFLICT or another conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+        };
+    };
+    Gateways_credentials: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                gatewayId: string;
+                /** @description Account id, or _ for the caller's own account */
+                scopeId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayCredentialsDto"];
+                };
+            };
+            /** @description INVALID_ARGUMENT: the request is malformed or a field is invalid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description FORBIDDEN: the scope is outside the caller's accounts, or the role lacks the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };

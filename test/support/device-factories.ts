@@ -120,6 +120,13 @@ export interface VpnStatusBody {
   statusCode: string;
   deviceConnection: string;
   reportedOn: string | null;
+  tunnel: {
+    gatewayId: string;
+    gatewayAddress: string;
+    lastHandshakeOn: string | null;
+    rxBytes: number;
+    txBytes: number;
+  } | null;
 }
 
 export async function getVpnStatus(

@@ -13,6 +13,7 @@ import { AuthModule } from './auth/auth.module';
 import { UsersModule } from './users/users.module';
 import { DevicesModule } from './devices/devices.module';
 import { VpnModule } from './vpn/vpn.module';
+import { GatewaysModule } from './gateways/gateways.module';
 
 @Module({})
 export class AppModule {
@@ -29,6 +30,7 @@ export class AppModule {
         AccountsModule,
         UsersModule,
         ApiKeysModule,
+        GatewaysModule,
         DevicesModule,
         VpnModule,
       ],

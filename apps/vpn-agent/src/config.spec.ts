@@ -38,7 +38,7 @@ describe('parseAgentConfig', () => {
       },
       device: { displayName: 'dev-1', modelId: 'vpn-agent', serialNumber: 'dev-1' },
       driver: 'simulated',
-      simulated: { connectDelayMs: 200, disconnectDelayMs: 0, failMode: 'none' },
+      simulated: { connectDelayMs: 200, disconnectDelayMs: 0, failMode: 'none', announceKey: false },
       wireguard: {
         stateDir: join('.vpn-agent', 'dev-1'),
         interfaceName: 'wg-dev-1',

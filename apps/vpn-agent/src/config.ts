@@ -17,6 +17,12 @@ export interface SimulatedDriverConfig {
   connectDelayMs: number;
   disconnectDelayMs: number;
   failMode: FailMode;
+  /**
+   * Announce a fake (well-formed) WireGuard key in BIRTH. Off by default: a keyless device needs
+   * no gateway, which is what load tests want; on, the cloud treats the device as one with a
+   * WireGuard key (gateway peer, NO_GATEWAY), while its "tunnel" still carries nothing.
+   */
+  announceKey: boolean;
 }
 
 export interface WireguardDriverConfig {
@@ -71,6 +77,10 @@ export const SIMULATED_DRIVER_OPTIONS: Readonly<Record<string, OptionDef>> = {
   'disconnect-delay-ms': { type: 'string', help: 'simulated driver: time to take it down (default 0)' },
   'fail-mode': { type: 'string', help: `simulated driver: ${FAIL_MODES.join('|')} (default none)` },
   'fail-connect': { type: 'boolean', help: 'simulated driver: same as --fail-mode connect' },
+  'announce-key': {
+    type: 'boolean',
+    help: 'simulated driver: announce a fake WireGuard key, so the cloud puts the device on a gateway',
+  },
 };
 
 export const LOG_OPTIONS: Readonly<Record<string, OptionDef>> = {
@@ -171,6 +181,7 @@ export function parseSimulatedDriver(
     connectDelayMs: src.integer('connect-delay-ms', defaultConnectDelayMs, 0, 3_600_000),
     disconnectDelayMs: src.integer('disconnect-delay-ms', 0, 0, 3_600_000),
     failMode,
+    announceKey: src.boolean('announce-key', false),
   };
 }
 

@@ -143,6 +143,8 @@ async function startAgent(clientId: string, options: { failMode?: FailMode; conn
       connectDelayMs: options.connectDelayMs ?? 50,
       disconnectDelayMs: 0,
       failMode: options.failMode ?? 'none',
+      // The BIRTH test checks the key is announced; the cloud is not involved here.
+      announceKey: true,
     },
     clientId,
   );

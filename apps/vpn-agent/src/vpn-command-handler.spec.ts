@@ -19,7 +19,10 @@ const body = encodeVpnProfile(profile);
 
 function setup(failMode: FailMode = 'none'): { handler: VpnCommandHandler; reports: VpnStatusReport[] } {
   const reports: VpnStatusReport[] = [];
-  const driver = new SimulatedDriver({ connectDelayMs: 0, disconnectDelayMs: 0, failMode }, 'dev-1');
+  const driver = new SimulatedDriver(
+    { connectDelayMs: 0, disconnectDelayMs: 0, failMode, announceKey: false },
+    'dev-1',
+  );
   const handler = new VpnCommandHandler(
     driver,
     new VpnStatusTracker('boot-1'),

@@ -16,6 +16,8 @@ export const PERMISSIONS = [
   'device:write',
   'vpn:read',
   'vpn:connect',
+  'gateway:read',
+  'gateway:write',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 

@@ -32,9 +32,15 @@ export interface AppConfig {
   /** Accounts get their VPN subnet from this supernet unless one is given. */
   vpnSupernet: string;
   vpnSubnetPrefix: number;
-  vpnServerEndpoint: string;
-  vpnServerPublicKey: string;
+  /** Engineers' computers get their tunnel addresses here (outside vpnSupernet). */
+  vpnClientPool: string;
   vpnKeepalive: number;
+  /** A device peer whose MQTT link and handshakes have both been gone this long leaves its gateway. */
+  vpnPeerGraceSeconds: number;
+  /** A gateway handshake this recent proves a device is there even while its MQTT link is down. */
+  vpnHandshakeFreshSeconds: number;
+  /** How often the peer sweeps (grace period, gateways lagging behind) run. */
+  vpnSweepIntervalMs: number;
   bodyLimit: string;
 }
 
@@ -96,6 +102,22 @@ function cidr(env: Env, name: string, def: string): string {
   return raw;
 }
 
+function ipv4ToInt(ip: string): number {
+  return ip.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+}
+
+function cidrsOverlap(a: string, b: string): boolean {
+  const range = (c: string): [number, number] => {
+    const [ip, prefix] = c.split('/');
+    const size = 2 ** (32 - Number(prefix));
+    const start = Math.floor(ipv4ToInt(ip) / size) * size;
+    return [start, start + size - 1];
+  };
+  const [a0, a1] = range(a);
+  const [b0, b1] = range(b);
+  return a0 <= b1 && b0 <= a1;
+}
+
 export function loadConfig(env: Env = process.env): AppConfig {
   const port = int(env, 'PORT', 3000, 0, 65535);
   const logLevel = (str(env, 'LOG_LEVEL') ?? 'info') as AppConfig['logLevel'];
@@ -117,13 +139,12 @@ export function loadConfig(env: Env = process.env): AppConfig {
   if (adminPassword !== undefined && adminPassword.length < 8) {
     throw new ConfigError('ADMIN_PASSWORD', 'must be at least 8 characters');
   }
-  const endpoint = str(env, 'VPN_SERVER_ENDPOINT') ?? 'vpn.example.invalid:51820';
-  if (!/^[A-Za-z0-9.:[\]-]+:\d{1,5}$/.test(endpoint)) {
-    throw new ConfigError('VPN_SERVER_ENDPOINT', 'must be host:port');
+  const vpnClientPool = cidr(env, 'VPN_CLIENT_POOL', '10.208.0.0/16');
+  if (Number(vpnClientPool.split('/')[1]) > 30) {
+    throw new ConfigError('VPN_CLIENT_POOL', 'must leave room for clients (a prefix of /30 or shorter)');
   }
-  const serverKey = str(env, 'VPN_SERVER_PUBLIC_KEY') ?? Buffer.alloc(32, 0).toString('base64');
-  if (Buffer.from(serverKey, 'base64').length !== 32 || serverKey.length !== 44) {
-    throw new ConfigError('VPN_SERVER_PUBLIC_KEY', 'must be a base64 WireGuard public key (32 bytes)');
+  if (cidrsOverlap(vpnClientPool, vpnSupernet)) {
+    throw new ConfigError('VPN_CLIENT_POOL', `must not overlap VPN_SUPERNET (${vpnSupernet})`);
   }
   const rootAccountName = str(env, 'ROOT_ACCOUNT_NAME') ?? 'root';
   if (!/^[a-z0-9][a-z0-9-]{1,62}$/.test(rootAccountName)) {
@@ -156,9 +177,11 @@ export function loadConfig(env: Env = process.env): AppConfig {
     rootAccountName,
     vpnSupernet,
     vpnSubnetPrefix,
-    vpnServerEndpoint: endpoint,
-    vpnServerPublicKey: serverKey,
+    vpnClientPool,
     vpnKeepalive: int(env, 'VPN_KEEPALIVE', 25, 0, 65535),
+    vpnPeerGraceSeconds: int(env, 'VPN_PEER_GRACE_SECONDS', 600, 1, 30 * 24 * 3600),
+    vpnHandshakeFreshSeconds: int(env, 'VPN_HANDSHAKE_FRESH_SECONDS', 180, 1, 24 * 3600),
+    vpnSweepIntervalMs: int(env, 'VPN_SWEEP_INTERVAL_MS', 30_000, 100, 3_600_000),
     bodyLimit: str(env, 'HTTP_BODY_LIMIT') ?? '100kb',
   };
 }

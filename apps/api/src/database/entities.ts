@@ -6,6 +6,8 @@ import { Device } from '../devices/device.entity';
 import { DeviceEvent } from '../devices/device-event.entity';
 import { DeviceOperation } from '../vpn/device-operation.entity';
 import { DeviceVpnStatus } from '../vpn/device-vpn-status.entity';
+import { Gateway } from '../gateways/gateway.entity';
+import { GatewayPeer } from '../gateways/gateway-peer.entity';
 
 /** Every TypeORM entity of the API; each domain adds its own here. */
 // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- TypeORM's own type for entity classes
@@ -18,4 +20,6 @@ export const ENTITIES: Function[] = [
   DeviceEvent,
   DeviceVpnStatus,
   DeviceOperation,
+  Gateway,
+  GatewayPeer,
 ];

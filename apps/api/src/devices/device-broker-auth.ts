@@ -25,7 +25,7 @@ export class DeviceBrokerAuth implements OnModuleInit {
   ) {}
 
   onModuleInit(): void {
-    this.broker.setDeviceAuthenticator((clientId, username, password) =>
+    this.broker.addAuthenticator((clientId, username, password) =>
       this.authenticate(clientId, username, password),
     );
   }

@@ -3,7 +3,6 @@ import { DataSource } from 'typeorm';
 import {
   CloudSubscriptions,
   decodeKuraPayload,
-  parseTopic,
   readBirthCertificate,
   type BirthCertificate,
   type KuraPayload,
@@ -12,7 +11,9 @@ import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { KeyedSerialQueue } from '../common/keyed-serial-queue';
 import { retryTransient } from '../common/transient-retry';
 import { CloudMqttClient } from '../mqtt/cloud-mqtt.client';
-import { DeviceConnectionEvents } from './device-connection.events';
+import { ConnectionEvents } from '../mqtt/connection-events';
+import { MqttRouter } from '../mqtt/mqtt-router';
+import { DevicePeers } from '../gateways/device-peers.service';
 import type { ConnectionStatus } from './device.entity';
 
 /** Larger lifecycle messages are dropped unread. */
@@ -28,7 +29,9 @@ const EVENT_OF = { birth: 'BIRTH', dc: 'DC', lwt: 'LWT' } as const;
  * Applies the Kura lifecycle topics: BIRTH → CONNECTED (and the device profile
  * from its metrics), DC → DISCONNECTED, LWT → MISSING, each also stored as a
  * device event. Messages of one device are applied in arrival order; bad
- * messages are logged and dropped without affecting others.
+ * messages are logged and dropped without affecting others. A BIRTH with a new
+ * WireGuard key replaces the device's peer on its gateway. (Gateways send the
+ * same topics; their messages match no device and are the gateways domain's.)
  */
 @Injectable()
 export class DeviceLifecycleHandler implements OnModuleInit {
@@ -37,8 +40,10 @@ export class DeviceLifecycleHandler implements OnModuleInit {
 
   constructor(
     private readonly mqtt: CloudMqttClient,
+    private readonly router: MqttRouter,
     private readonly dataSource: DataSource,
-    private readonly connectionEvents: DeviceConnectionEvents,
+    private readonly connectionEvents: ConnectionEvents,
+    private readonly devicePeers: DevicePeers,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -46,21 +51,27 @@ export class DeviceLifecycleHandler implements OnModuleInit {
     const filter = this.config.mqttSharedGroup
       ? CloudSubscriptions.shared(this.config.mqttSharedGroup, CloudSubscriptions.lifecycle)
       : CloudSubscriptions.lifecycle;
-    this.mqtt.onMessage((topic, payload) => this.onMessage(topic, payload));
+    for (const kind of ['birth', 'dc', 'lwt'] as const) {
+      this.router.on(kind, ({ account, clientId }, payload) =>
+        this.onMessage(kind, account, clientId, payload),
+      );
+    }
     await this.mqtt.subscribe(filter);
   }
 
-  private onMessage(topic: string, payload: Buffer): void {
-    const parsed = parseTopic(topic);
-    if (!parsed || (parsed.kind !== 'birth' && parsed.kind !== 'dc' && parsed.kind !== 'lwt')) return;
+  private onMessage(kind: 'birth' | 'dc' | 'lwt', account: string, clientId: string, payload: Buffer): void {
     if (payload.length > MAX_LIFECYCLE_PAYLOAD_BYTES) {
-      this.logger.warn({ topic, bytes: payload.length }, 'lifecycle message too large; dropped');
+      this.logger.warn(
+        { account, clientId, kind, bytes: payload.length },
+        'lifecycle message too large; dropped',
+      );
       return;
     }
-    const { kind, account, clientId } = parsed;
     void this.queue
       .run(`${account}/${clientId}`, () => retryTransient(() => this.apply(kind, account, clientId, payload)))
-      .catch((err: unknown) => this.logger.error({ err, topic }, 'lifecycle message failed'));
+      .catch((err: unknown) =>
+        this.logger.error({ err, account, clientId, kind }, 'lifecycle message failed'),
+      );
   }
 
   /** Exposed for tests: applies one lifecycle message. */
@@ -81,7 +92,7 @@ export class DeviceLifecycleHandler implements OnModuleInit {
     const status = STATUS_OF[kind];
     const sentOn = typeof payload.timestamp === 'number' ? new Date(payload.timestamp) : null;
     const details: Record<string, unknown> = birth ? { ...birth } : {};
-    const rows: Array<{ id: string; scope_id: string }> = await this.dataSource.query(
+    const rows: Array<{ id: string; scope_id: string; tunnel_ip: string }> = await this.dataSource.query(
       `WITH d AS (
          UPDATE device d
             SET connection_status = $3,
@@ -92,13 +103,15 @@ export class DeviceLifecycleHandler implements OnModuleInit {
                 firmware_version = COALESCE($7, d.firmware_version),
                 connection_ip = COALESCE($8, d.connection_ip),
                 application_ids = COALESCE($9, d.application_ids),
-                vpn_public_key = COALESCE($10, d.vpn_public_key)
+                -- A BIRTH says which key the agent has now (none: a keyless driver).
+                vpn_public_key = CASE WHEN $11::text = 'BIRTH' THEN $10 ELSE d.vpn_public_key END
            FROM account a
           WHERE a.id = d.scope_id AND a.name = $1 AND d.client_id = $2
-          RETURNING d.id, d.scope_id)
-       INSERT INTO device_event (scope_id, device_id, type, sent_on, details)
-       SELECT scope_id, id, $11, $12, $13::jsonb FROM d
-       RETURNING device_id AS id, scope_id`,
+          RETURNING d.id, d.scope_id, host(d.tunnel_ip) AS tunnel_ip),
+       ev AS (
+         INSERT INTO device_event (scope_id, device_id, type, sent_on, details)
+         SELECT scope_id, id, $11, $12, $13::jsonb FROM d)
+       SELECT id, scope_id, tunnel_ip FROM d`,
       [
         account,
         clientId,
@@ -115,10 +128,15 @@ export class DeviceLifecycleHandler implements OnModuleInit {
         JSON.stringify(details),
       ],
     );
-    if (!rows[0]) {
-      this.logger.warn({ account, clientId, kind }, 'lifecycle message for an unknown device; dropped');
-      return;
+    const device = rows[0];
+    // No device: a gateway's message (handled by the gateways domain) or a deleted device's.
+    if (!device) return;
+    this.connectionEvents.emit({ kind: 'device', id: device.id, scopeId: device.scope_id, status });
+    if (birth) {
+      await this.devicePeers.keyAnnounced(
+        { id: device.id, scopeId: device.scope_id, tunnelIp: device.tunnel_ip },
+        birth.publicKey ?? null,
+      );
     }
-    this.connectionEvents.emit({ deviceId: rows[0].id, scopeId: rows[0].scope_id, status });
   }
 }

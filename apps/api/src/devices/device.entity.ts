@@ -1,6 +1,7 @@
 import { Check, Column, Entity, Index, JoinColumn, ManyToOne, Unique } from 'typeorm';
 import { UpdatableEntity } from '../common/base.entity';
 import { Account } from '../accounts/account.entity';
+import { Gateway } from '../gateways/gateway.entity';
 
 export const DEVICE_STATUSES = ['ENABLED', 'DISABLED'] as const;
 export type DeviceStatus = (typeof DEVICE_STATUSES)[number];
@@ -71,7 +72,15 @@ export class Device extends UpdatableEntity {
   @Column({ name: 'credentials_issued_on', type: 'timestamptz', nullable: true })
   credentialsIssuedOn: Date | null;
 
+  /** The gateway the device is pinned to; null = the gateway of the nearest account on its path. */
+  @Column({ name: 'gateway_id', type: 'uuid', nullable: true })
+  gatewayId: string | null;
+
   @ManyToOne(() => Account, { onDelete: 'RESTRICT' })
   @JoinColumn({ name: 'scope_id', foreignKeyConstraintName: 'device_account_fk' })
   account?: Account;
+
+  @ManyToOne(() => Gateway, { onDelete: 'SET NULL' })
+  @JoinColumn({ name: 'gateway_id', foreignKeyConstraintName: 'device_gateway_fk' })
+  gateway?: Gateway;
 }

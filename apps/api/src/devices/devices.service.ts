@@ -7,6 +7,8 @@ import { toListResult, type ListResult } from '../common/list';
 import { updateWithOptlock } from '../common/optlock';
 import { digest, generateSecret } from '../auth/secrets';
 import { EmbeddedBroker } from '../mqtt/embedded-broker';
+import { DevicePeers } from '../gateways/device-peers.service';
+import { GatewayRepository } from '../gateways/gateway.repository';
 import { Device } from './device.entity';
 import { DeviceEvent } from './device-event.entity';
 import { toDeviceEventDto, type DeviceEventDto, type DeviceEventListQueryDto } from './dto/device-event.dto';
@@ -31,7 +33,21 @@ export class DevicesService {
     private readonly dataSource: DataSource,
     private readonly tunnelPool: TunnelAddressPool,
     private readonly broker: EmbeddedBroker,
+    private readonly gateways: GatewayRepository,
+    private readonly devicePeers: DevicePeers,
   ) {}
+
+  /** A pinned gateway must be one the device's account may use: its own or an ancestor's. */
+  private async checkPin(scopeId: string, gatewayId: string | null | undefined): Promise<void> {
+    if (gatewayId === undefined || gatewayId === null) return;
+    const usable = await this.gateways.usableBy(scopeId);
+    if (!usable.some((g) => g.id === gatewayId)) {
+      throw AppError.invalid(
+        'Unknown gateway',
+        `No gateway ${gatewayId} in this account or its ancestors; a device can only be pinned to one of those`,
+      );
+    }
+  }
 
   async findOne(scopeId: string, id: string): Promise<Device> {
     const device = await this.devices.findOne({ where: { scopeId, id } });
@@ -73,9 +89,18 @@ export class DevicesService {
 
   /** Creates the device with a tunnel address that stays unique under concurrent creation. */
   async create(scopeId: string, dto: CreateDeviceDto, actor: string | null): Promise<DeviceDto> {
+    await this.checkPin(scopeId, dto.gatewayId);
     try {
       const saved = await this.dataSource.transaction(async (em) => {
+        // Allocating locks the account row, which gateway creation locks too: the name check cannot race.
         const tunnelIp = await this.tunnelPool.allocate(em, scopeId);
+        if (await this.gateways.nameTaken(em, scopeId, dto.clientId)) {
+          throw new AppError(
+            'ENTRY_EXISTS',
+            'Name already in use',
+            `A gateway of this account is called ${dto.clientId}; gateways and devices share one namespace`,
+          );
+        }
         const repo = em.getRepository(Device);
         return repo.save(
           repo.create({
@@ -83,6 +108,7 @@ export class DevicesService {
             clientId: dto.clientId,
             displayName: dto.displayName ?? '',
             status: dto.status ?? 'ENABLED',
+            gatewayId: dto.gatewayId ?? null,
             tunnelIp,
             createdBy: actor,
             modifiedBy: actor,
@@ -106,15 +132,29 @@ export class DevicesService {
     const changes: Partial<Device> = { modifiedBy: actor };
     if (dto.displayName !== undefined) changes.displayName = dto.displayName;
     if (dto.status !== undefined) changes.status = dto.status;
+    if (dto.gatewayId !== undefined) {
+      await this.checkPin(scopeId, dto.gatewayId);
+      changes.gatewayId = dto.gatewayId;
+    }
     const updated = await updateWithOptlock(this.devices, { scopeId, id }, dto.optlock, changes, 'Device');
-    if (updated.status === 'DISABLED') this.broker.disconnectDevice(id);
+    if (updated.status === 'DISABLED') {
+      // A disabled device keeps no tunnel: its peer leaves the gateway and its link is cut.
+      await this.devicePeers.detach(id);
+      this.broker.disconnectClient(id);
+    }
     return toDeviceDto(updated);
   }
 
   async delete(scopeId: string, id: string): Promise<void> {
-    const result = await this.devices.delete({ scopeId, id });
-    if (!result.affected) throw AppError.notFound('Device', `No device ${id} in this scope`);
-    this.broker.disconnectDevice(id);
+    const changes = await this.dataSource.transaction(async (em) => {
+      // The peer's tombstone outlives the device until its gateway has removed it.
+      const removed = await this.devicePeers.detachIn(em, id);
+      const result = await em.getRepository(Device).delete({ scopeId, id });
+      if (!result.affected) throw AppError.notFound('Device', `No device ${id} in this scope`);
+      return removed;
+    });
+    this.devicePeers.publish(changes);
+    this.broker.disconnectClient(id);
   }
 
   /**
@@ -134,7 +174,7 @@ export class DevicesService {
       { scopeId, id },
       { mqttUsername: username, mqttPasswordDigest: digest(password), credentialsIssuedOn: new Date() },
     );
-    this.broker.disconnectDevice(id);
+    this.broker.disconnectClient(id);
     return { username, password, clientId: device.clientId, account: rows[0].name };
   }
 

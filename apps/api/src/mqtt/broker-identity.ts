@@ -1,10 +1,17 @@
 /**
  * Who an MQTT connection to the embedded broker is. The cloud's own client uses a
- * per-process internal credential; devices use the credentials issued through the
- * REST API (checked by whatever the devices domain registers).
+ * per-process internal credential; devices and gateways use the credentials issued through
+ * the REST API (checked by the authenticators their domains register).
  */
 export type BrokerIdentity =
-  { kind: 'cloud' } | { kind: 'device'; deviceId: string; account: string; clientId: string };
+  | { kind: 'cloud' }
+  | { kind: 'device'; deviceId: string; account: string; clientId: string }
+  | { kind: 'gateway'; gatewayId: string; account: string; clientId: string };
+
+/** A device or gateway identity: the kinds the topic ACL applies to. */
+export type EdgeIdentity = Exclude<BrokerIdentity, { kind: 'cloud' }>;
+
+export const identityId = (id: EdgeIdentity): string => (id.kind === 'device' ? id.deviceId : id.gatewayId);
 
 export type DeviceAuthenticator = (
   mqttClientId: string,

@@ -85,11 +85,15 @@ export class CloudMqttClient implements OnApplicationBootstrap, BeforeApplicatio
         `connected to ${this.redactedUrl()} as ${this.clientId} (session present: ${connack.sessionPresent})`,
       );
       const filters = [...this.subscriptions];
-      if (filters.length) {
+      const subscribed = () => {
+        if (this.embedded.enabled) this.embedded.admitEdgeClients();
+      };
+      if (filters.length === 0) subscribed();
+      else
         client.subscribe(filters, { qos: 1 }, (err) => {
-          if (err) this.logger.error({ err }, 'subscribe failed');
+          if (err) return this.logger.error({ err }, 'subscribe failed');
+          subscribed();
         });
-      }
       for (const l of this.connectListeners) l();
     });
     client.on('message', (topic, payload) => {

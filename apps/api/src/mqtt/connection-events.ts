@@ -1,16 +1,23 @@
 import { Injectable } from '@nestjs/common';
 import { EventEmitter } from 'node:events';
-import type { ConnectionStatus } from './device.entity';
+
+/** The MQTT link state of a device or gateway, as its lifecycle messages say (BIRTH, DC, LWT). */
+export type LinkStatus = 'NEVER_CONNECTED' | 'CONNECTED' | 'DISCONNECTED' | 'MISSING';
 
 export interface ConnectionChange {
-  deviceId: string;
+  kind: 'device' | 'gateway';
+  /** The device's or gateway's id. */
+  id: string;
   scopeId: string;
-  status: ConnectionStatus;
+  status: LinkStatus;
 }
 
-/** In-process notifications of device connection changes (e.g. to fail pending commands fast). */
+/**
+ * In-process notifications of link changes of devices and gateways: a request waiting for a
+ * reply fails at once when its target drops off, and a gateway that comes back gets its peers.
+ */
 @Injectable()
-export class DeviceConnectionEvents {
+export class ConnectionEvents {
   private readonly emitter = new EventEmitter().setMaxListeners(0);
 
   emit(change: ConnectionChange): void {

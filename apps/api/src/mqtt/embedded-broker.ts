@@ -4,8 +4,14 @@ import type Aedes from 'aedes';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
-import { deviceMayPublish, deviceMaySubscribe } from '@app/protocol';
-import { CLOUD_USERNAME, type BrokerIdentity, type DeviceAuthenticator } from './broker-identity';
+import { deviceMayPublish, deviceMaySubscribe, GATEWAY_APP_ID, VPN_APP_ID } from '@app/protocol';
+import {
+  CLOUD_USERNAME,
+  identityId,
+  type BrokerIdentity,
+  type DeviceAuthenticator,
+  type EdgeIdentity,
+} from './broker-identity';
 
 const MAX_PACKET_BYTES = 256 * 1024;
 
@@ -20,14 +26,24 @@ function authError(message: string, returnCode: AuthenticateError['returnCode'])
  * It authenticates every connection and enforces the topic ACL of DESIGN §6,
  * so a device can only speak for itself.
  */
+/** A device answers as the VPN client application, a gateway as the gateway application. */
+const appOf = (id: EdgeIdentity) => (id.kind === 'gateway' ? GATEWAY_APP_ID : VPN_APP_ID);
+
 @Injectable()
 export class EmbeddedBroker implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('EmbeddedBroker');
   private broker?: Aedes;
   private server?: Server;
   private readonly identities = new WeakMap<Client, BrokerIdentity>();
-  private readonly deviceClients = new Map<string, Set<Client>>();
-  private deviceAuthenticator?: DeviceAuthenticator;
+  /** Live connections per device or gateway id, to cut them when credentials change. */
+  private readonly edgeClients = new Map<string, Set<Client>>();
+  private readonly authenticators: DeviceAuthenticator[] = [];
+  /**
+   * Devices and gateways are let in only once the cloud's own client has subscribed: the broker
+   * is new on every start (nothing persists in it), so a BIRTH published before the cloud listens
+   * would be lost and the device would look offline until its next reconnect.
+   */
+  private edgeAdmitted = false;
   /** The internal credential of this process's own cloud client. */
   readonly cloudPassword = randomBytes(24).toString('base64url');
   port = 0;
@@ -42,9 +58,15 @@ export class EmbeddedBroker implements OnModuleInit, OnApplicationShutdown {
     return `mqtt://127.0.0.1:${this.port}`;
   }
 
-  /** The devices domain registers how device credentials are checked. */
-  setDeviceAuthenticator(fn: DeviceAuthenticator): void {
-    this.deviceAuthenticator = fn;
+  /** Called by the cloud's client once its subscriptions are in place. */
+  admitEdgeClients(): void {
+    if (!this.edgeAdmitted) this.logger.log('cloud subscribed; devices and gateways admitted');
+    this.edgeAdmitted = true;
+  }
+
+  /** The devices and gateways domains register how their credentials are checked; tried in order. */
+  addAuthenticator(fn: DeviceAuthenticator): void {
+    this.authenticators.push(fn);
   }
 
   identityOf(client: Client): BrokerIdentity | undefined {
@@ -56,14 +78,18 @@ export class EmbeddedBroker implements OnModuleInit, OnApplicationShutdown {
     const broker = createBroker({
       id: 'vpn-cloud-embedded',
       authenticate: (client, username, password, done) => {
+        if (username !== CLOUD_USERNAME && !this.edgeAdmitted) {
+          // Code 3 (server unavailable): clients retry, and by then the cloud listens.
+          return done(authError('Server starting', 3), false);
+        }
         this.authenticate(client, username, password).then(
           (identity) => {
             if (!identity) return done(authError('Bad username or password', 4), false);
             this.identities.set(client, identity);
-            if (identity.kind === 'device') {
-              const set = this.deviceClients.get(identity.deviceId) ?? new Set<Client>();
+            if (identity.kind !== 'cloud') {
+              const set = this.edgeClients.get(identityId(identity)) ?? new Set<Client>();
               set.add(client);
-              this.deviceClients.set(identity.deviceId, set);
+              this.edgeClients.set(identityId(identity), set);
             }
             done(null, true);
           },
@@ -77,25 +103,23 @@ export class EmbeddedBroker implements OnModuleInit, OnApplicationShutdown {
         if (!client) return done(null);
         const id = this.identities.get(client);
         if (id?.kind === 'cloud') return done(null);
-        if (id?.kind === 'device' && deviceMayPublish(id.account, id.clientId, packet.topic))
-          return done(null);
+        if (id && deviceMayPublish(id.account, id.clientId, packet.topic, appOf(id))) return done(null);
         done(new Error('Publish not authorized'));
       },
       authorizeSubscribe: (client, sub, done) => {
         const id = this.identities.get(client);
         if (id?.kind === 'cloud') return done(null, sub);
-        if (id?.kind === 'device' && deviceMaySubscribe(id.account, id.clientId, sub.topic))
-          return done(null, sub);
+        if (id && deviceMaySubscribe(id.account, id.clientId, sub.topic)) return done(null, sub);
         // A refused subscription is answered with a SUBACK failure code (null), not a disconnect.
         done(null, null);
       },
     });
     broker.on('clientDisconnect', (client) => {
       const id = this.identities.get(client);
-      if (id?.kind !== 'device') return;
-      const set = this.deviceClients.get(id.deviceId);
+      if (!id || id.kind === 'cloud') return;
+      const set = this.edgeClients.get(identityId(id));
       set?.delete(client);
-      if (set?.size === 0) this.deviceClients.delete(id.deviceId);
+      if (set?.size === 0) this.edgeClients.delete(identityId(id));
     });
     broker.on('clientError', (client, err) =>
       this.logger.debug(`client ${client?.id} error: ${err.message}`),
@@ -137,22 +161,28 @@ export class EmbeddedBroker implements OnModuleInit, OnApplicationShutdown {
         ? { kind: 'cloud' }
         : null;
     }
-    if (!this.deviceAuthenticator) return null;
-    const identity = await this.deviceAuthenticator(client.id, username, password);
-    if (identity?.kind !== 'device') return identity;
-    // MQTT client ids are broker-wide: a device may take over its own session, never the
-    // cloud's or that of a device of another account that happens to share its clientId.
+    let identity: BrokerIdentity | null = null;
+    for (const authenticate of this.authenticators) {
+      identity = await authenticate(client.id, username, password);
+      if (identity) break;
+    }
+    if (!identity || identity.kind === 'cloud') return null;
+    // MQTT client ids are broker-wide: a device or gateway may take over its own session, never
+    // the cloud's or that of another identity (e.g. of another account) sharing its client id.
     const current = (this.broker as (Aedes & { clients: Record<string, Client | undefined> }) | undefined)
       ?.clients[client.id];
     const holder = current && current !== client ? this.identities.get(current) : undefined;
-    if (holder && (holder.kind === 'cloud' || holder.deviceId !== identity.deviceId)) return null;
+    if (holder && (holder.kind === 'cloud' || identityId(holder) !== identityId(identity))) return null;
     if (client.id === this.config.mqttClientId) return null;
     return identity;
   }
 
-  /** Disconnects every client authenticated as this device (used when credentials are rotated or the device disabled). */
-  disconnectDevice(deviceId: string): void {
-    for (const client of this.deviceClients.get(deviceId) ?? []) client.close();
+  /**
+   * Disconnects every client authenticated as this device or gateway (used when credentials are
+   * rotated, or the device disabled or deleted).
+   */
+  disconnectClient(id: string): void {
+    for (const client of this.edgeClients.get(id) ?? []) client.close();
   }
 
   async onApplicationShutdown(): Promise<void> {

@@ -1,10 +1,14 @@
 import { Global, Module } from '@nestjs/common';
 import { CloudMqttClient } from './cloud-mqtt.client';
+import { ConnectionEvents } from './connection-events';
 import { EmbeddedBroker } from './embedded-broker';
+import { KuraRequestClient } from './kura-request.client';
+import { MqttRouter } from './mqtt-router';
 
+/** The cloud's MQTT side: the embedded broker, the one client, the topic router, Kura requests. */
 @Global()
 @Module({
-  providers: [EmbeddedBroker, CloudMqttClient],
-  exports: [EmbeddedBroker, CloudMqttClient],
+  providers: [EmbeddedBroker, CloudMqttClient, MqttRouter, KuraRequestClient, ConnectionEvents],
+  exports: [EmbeddedBroker, CloudMqttClient, MqttRouter, KuraRequestClient, ConnectionEvents],
 })
 export class MqttModule {}

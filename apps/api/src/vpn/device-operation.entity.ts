@@ -8,6 +8,8 @@ export type OperationStatus = (typeof OPERATION_STATUSES)[number];
 @Entity('device_operation')
 @Index('device_operation_device_time_idx', ['deviceId', 'startedOn'])
 @Index('device_operation_running_idx', ['requesterClientId'], { where: `"status" = 'RUNNING'` })
+// At most one command runs per device, whichever API instance sent it: commands never interleave.
+@Index('device_operation_one_running', ['deviceId'], { unique: true, where: `"status" = 'RUNNING'` })
 @Check('device_operation_status_valid', `"status" IN ('RUNNING', 'COMPLETED', 'FAILED', 'TIMEOUT')`)
 export class DeviceOperation {
   @PrimaryGeneratedColumn('uuid')

@@ -13,11 +13,13 @@ export interface CommandTarget {
   connectionStatus: string;
   accountName: string;
   vpnSubnet: string;
+  /** The WireGuard key the agent announced; null for a keyless device (no gateway peer). */
+  publicKey: string | null;
 }
 
 export type StartResult =
   | { started: true; operationId: string; target: CommandTarget }
-  | { started: false; target: CommandTarget | null };
+  | { started: false; target: CommandTarget | null; busy: boolean };
 
 interface StartRow {
   id: string;
@@ -28,6 +30,7 @@ interface StartRow {
   connection_status: string;
   account_name: string;
   vpn_subnet: string;
+  vpn_public_key: string | null;
   operation_id: string | null;
 }
 
@@ -56,7 +59,7 @@ export class OperationLog {
     const rows: StartRow[] = await this.dataSource.query(
       `WITH dev AS (
          SELECT d.id, d.scope_id, d.client_id, host(d.tunnel_ip) AS tunnel_ip, d.status, d.connection_status,
-                a.name AS account_name, a.vpn_subnet::text AS vpn_subnet
+                d.vpn_public_key, a.name AS account_name, a.vpn_subnet::text AS vpn_subnet
            FROM device d JOIN account a ON a.id = d.scope_id
           WHERE d.id = $1 AND d.scope_id = $2),
        async_commit AS (SELECT set_config('synchronous_commit', 'off', true)),
@@ -64,12 +67,14 @@ export class OperationLog {
          INSERT INTO device_operation (scope_id, device_id, request_id, command, status, requested_by, requester_client_id)
          SELECT dev.scope_id, dev.id, $3, $4, 'RUNNING', $5, $6 FROM dev, async_commit
           WHERE dev.status = 'ENABLED' AND dev.connection_status = 'CONNECTED'
+         -- One RUNNING operation per device, whichever instance asks (device_operation_one_running).
+         ON CONFLICT (device_id) WHERE status = 'RUNNING' DO NOTHING
          RETURNING id)
        SELECT dev.*, op.id AS operation_id FROM dev LEFT JOIN op ON true`,
       [cmd.deviceId, cmd.scopeId, cmd.requestId, cmd.command, cmd.requestedBy, cmd.requesterClientId],
     );
     const row = rows[0];
-    if (!row) return { started: false, target: null };
+    if (!row) return { started: false, target: null, busy: false };
     const target: CommandTarget = {
       deviceId: row.id,
       scopeId: row.scope_id,
@@ -79,10 +84,31 @@ export class OperationLog {
       connectionStatus: row.connection_status,
       accountName: row.account_name,
       vpnSubnet: row.vpn_subnet,
+      publicKey: row.vpn_public_key,
     };
-    return row.operation_id
-      ? { started: true, operationId: row.operation_id, target }
-      : { started: false, target };
+    if (row.operation_id) return { started: true, operationId: row.operation_id, target };
+    return {
+      started: false,
+      target,
+      busy: row.status === 'ENABLED' && row.connection_status === 'CONNECTED',
+    };
+  }
+
+  /**
+   * Closes the device's RUNNING operation if it is older than any command may run (its API
+   * instance died without closing it); true when one was closed.
+   */
+  async closeAbandoned(deviceId: string, olderThanMs: number): Promise<boolean> {
+    const rows: unknown[] = await this.dataSource.query(
+      `WITH u AS (
+         UPDATE device_operation
+            SET status = 'FAILED', ended_on = now(), error_message = 'Abandoned: its API instance stopped answering'
+          WHERE device_id = $1 AND status = 'RUNNING' AND started_on < now() - make_interval(secs => $2 / 1000.0)
+          RETURNING id)
+       SELECT * FROM u`,
+      [deviceId, olderThanMs],
+    );
+    return rows.length > 0;
   }
 
   async finish(

@@ -4,83 +4,66 @@ import {
   Injectable,
   Logger,
   OnApplicationBootstrap,
-  OnModuleInit,
 } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { Repository } from 'typeorm';
 import {
-  buildCommandRequest,
-  CloudSubscriptions,
-  decodeKuraPayload,
-  encodeKuraPayload,
   encodeVpnProfile,
-  parseTopic,
+  firstHostAddress,
   readCommandReply,
   ResponseCodes,
   Topics,
+  VPN_APP_ID,
   type CommandReply,
   type VpnCommand,
+  type VpnProfile,
 } from '@app/protocol';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { AppError } from '../common/app-error';
 import { KeyedSerialQueue } from '../common/keyed-serial-queue';
 import { actorId, type Principal } from '../auth/principal';
-import { DeviceConnectionEvents } from '../devices/device-connection.events';
-import { CloudMqttClient } from '../mqtt/cloud-mqtt.client';
+import { DevicePeers, type CarryingGateway } from '../gateways/device-peers.service';
+import { KuraRequestClient, KuraRequestError } from '../mqtt/kura-request.client';
 import { DeviceOperation, type OperationStatus } from './device-operation.entity';
 import type { VpnStatusDto } from './dto/vpn.dto';
 import { toVpnStatusDto } from './vpn-status.view';
 import { VpnStatusStore } from './vpn-status.store';
 import { OperationLog, type CommandTarget } from './operation-log';
+import { VpnService } from './vpn.service';
 
-interface PendingCommand {
-  account: string;
-  deviceId: string;
-  settle(outcome: { reply: CommandReply } | { error: AppError; operationStatus: OperationStatus }): void;
+/** Longest a command may wait for its device (the `timeout` bound), plus slack: older RUNNING rows are abandoned. */
+const ABANDONED_AFTER_MS = 300_000 + 30_000;
+
+interface Outcome {
+  status: OperationStatus;
+  responseCode: number | null;
+  errorMessage: string | null;
 }
 
 /**
- * Sends VPN commands to devices with the Kura request/reply convention and
- * waits for the answer in memory (no database polling). A wait ends on the
- * reply, the timeout, the device dropping off the broker, or shutdown. Commands
- * to one device are queued, never interleaved; each is recorded as an operation.
+ * Sends VPN commands to devices through the Kura request client and waits for the answer.
+ * Commands to one device are queued in this instance and never interleave across instances
+ * (one RUNNING operation per device, enforced by the database); each is recorded as an
+ * operation. A device with a WireGuard key tunnels through its gateway: `_connect` puts its
+ * peer there and waits for the gateway's acknowledgement before the device gets its profile;
+ * a failed connect and every disconnect take the peer out again.
  */
 @Injectable()
-export class VpnCommandService implements OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown {
+export class VpnCommandService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger('VpnCommands');
-  private readonly pending = new Map<string, PendingCommand>();
   private readonly perDevice = new KeyedSerialQueue();
-  private stopConnectionWatch?: () => void;
   private shuttingDown = false;
 
   constructor(
-    private readonly mqtt: CloudMqttClient,
+    private readonly requests: KuraRequestClient,
     private readonly store: VpnStatusStore,
     private readonly operationLog: OperationLog,
-    private readonly connectionEvents: DeviceConnectionEvents,
+    private readonly devicePeers: DevicePeers,
+    private readonly vpn: VpnService,
     @InjectRepository(DeviceOperation) private readonly operations: Repository<DeviceOperation>,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
-
-  async onModuleInit(): Promise<void> {
-    this.mqtt.onMessage((topic, payload) => this.onReply(topic, payload));
-    await this.mqtt.subscribe(CloudSubscriptions.replies(this.mqtt.clientId));
-    this.stopConnectionWatch = this.connectionEvents.subscribe((change) => {
-      if (change.status === 'CONNECTED') return;
-      for (const p of this.pending.values()) {
-        if (p.deviceId !== change.deviceId) continue;
-        p.settle({
-          error: new AppError(
-            'DEVICE_NOT_CONNECTED',
-            'Device disconnected',
-            `The device went ${change.status} before answering`,
-          ),
-          operationStatus: 'FAILED',
-        });
-      }
-    });
-  }
 
   /** Operations this instance left RUNNING when it stopped are closed: their waits are gone. */
   async onApplicationBootstrap(): Promise<void> {
@@ -94,23 +77,16 @@ export class VpnCommandService implements OnModuleInit, OnApplicationBootstrap, 
       })
       .where('status = :running AND requester_client_id = :me', {
         running: 'RUNNING',
-        me: this.mqtt.clientId,
+        me: this.requests.clientId,
       })
       .execute();
     if (result.affected)
       this.logger.warn(`closed ${result.affected} operation(s) left running by a previous run`);
   }
 
+  /** Pending waits are failed by the request client; let their commands record the outcome. */
   async beforeApplicationShutdown(): Promise<void> {
     this.shuttingDown = true;
-    this.stopConnectionWatch?.();
-    for (const p of this.pending.values()) {
-      p.settle({
-        error: new AppError('SERVICE_UNAVAILABLE', 'Service shutting down', 'Retry the command'),
-        operationStatus: 'FAILED',
-      });
-    }
-    // Let the settled commands record their outcome before the database closes.
     const deadline = Date.now() + 5000;
     while (this.perDevice.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   }
@@ -128,16 +104,28 @@ export class VpnCommandService implements OnModuleInit, OnApplicationBootstrap, 
       // Checked when the command's turn comes: the device may have dropped off meanwhile.
       this.assertRunning();
       const requestId = randomUUID();
-      const start = await this.operationLog.start({
+      const record = {
         scopeId,
         deviceId,
         command,
         requestId,
         requestedBy: actorId(principal),
-        requesterClientId: this.mqtt.clientId,
-      });
-      if (!start.started) throw this.refusal(deviceId, start.target);
-      return this.send(start.target, start.operationId, requestId, command, deadline);
+        requesterClientId: this.requests.clientId,
+      };
+      let start = await this.operationLog.start(record);
+      if (
+        !start.started &&
+        start.busy &&
+        (await this.operationLog.closeAbandoned(deviceId, ABANDONED_AFTER_MS))
+      ) {
+        start = await this.operationLog.start(record);
+      }
+      if (!start.started) {
+        // A device that cannot hear the command loses its tunnel anyway when asked to disconnect.
+        if (command === 'disconnect' && start.target) await this.devicePeers.detach(deviceId);
+        throw this.refusal(deviceId, start.target, start.busy);
+      }
+      return this.run(start.target, start.operationId, requestId, command, deadline);
     });
   }
 
@@ -146,8 +134,14 @@ export class VpnCommandService implements OnModuleInit, OnApplicationBootstrap, 
       throw new AppError('SERVICE_UNAVAILABLE', 'Service shutting down', 'Retry the command');
   }
 
-  private refusal(deviceId: string, target: CommandTarget | null): AppError {
+  private refusal(deviceId: string, target: CommandTarget | null, busy: boolean): AppError {
     if (!target) return AppError.notFound('Device', `No device ${deviceId} in this scope`);
+    if (busy) {
+      return AppError.conflict(
+        'Another command is running',
+        'A command sent through another API instance is still running for this device; retry when it ends',
+      );
+    }
     if (target.status !== 'ENABLED')
       return AppError.conflict('Device is disabled', 'Enable the device first');
     return new AppError(
@@ -157,7 +151,7 @@ export class VpnCommandService implements OnModuleInit, OnApplicationBootstrap, 
     );
   }
 
-  private async send(
+  private async run(
     target: CommandTarget,
     operationId: string,
     requestId: string,
@@ -165,105 +159,144 @@ export class VpnCommandService implements OnModuleInit, OnApplicationBootstrap, 
     deadline: number,
   ): Promise<VpnStatusDto> {
     const started = Date.now();
-    const finish = (status: OperationStatus, responseCode: number | null, errorMessage: string | null) =>
-      this.operationLog.finish(operationId, {
-        status,
-        responseCode,
-        errorMessage,
-        durationMs: Date.now() - started,
-      });
-
-    const outcome = new Promise<
-      { reply: CommandReply } | { error: AppError; operationStatus: OperationStatus }
-    >((resolve) => {
-      const timer = setTimeout(
-        () =>
-          settle({
-            error: new AppError(
-              'DEVICE_TIMEOUT',
-              'Device did not answer in time',
-              `No reply within the timeout`,
-            ),
-            operationStatus: 'TIMEOUT',
-          }),
-        Math.max(0, deadline - Date.now()),
-      );
-      const settle: PendingCommand['settle'] = (o) => {
-        if (!this.pending.delete(requestId)) return;
-        clearTimeout(timer);
-        resolve(o);
-      };
-      this.pending.set(requestId, { account: target.accountName, deviceId: target.deviceId, settle });
-    });
-
-    const body = command === 'connect' ? encodeVpnProfile(this.profileFor(target)) : undefined;
-    const payload = encodeKuraPayload(
-      buildCommandRequest({ requestId, requesterClientId: this.mqtt.clientId, body }),
-    );
+    const finish = (o: Outcome) =>
+      this.operationLog.finish(operationId, { ...o, durationMs: Date.now() - started });
+    let reply: CommandReply;
     try {
-      await this.mqtt.publish(Topics.command(target.accountName, target.clientId, command), payload);
+      let body: Buffer | undefined;
+      if (command === 'connect') {
+        const gateway = target.publicKey
+          ? await this.devicePeers.attach(
+              {
+                id: target.deviceId,
+                scopeId: target.scopeId,
+                publicKey: target.publicKey,
+                tunnelIp: target.tunnelIp,
+              },
+              deadline,
+            )
+          : null;
+        body = encodeVpnProfile(this.profileFor(target, gateway));
+      }
+      reply = await this.send(target, command, requestId, deadline, body);
     } catch (err) {
-      this.pending.get(requestId)?.settle({
-        error: new AppError(
-          'SERVICE_UNAVAILABLE',
-          'Broker unavailable',
-          'The command could not be sent; retry later',
-        ),
-        operationStatus: 'FAILED',
-      });
-      this.logger.error({ err, requestId }, 'publishing command failed');
+      const { error, outcome } = this.failure(err);
+      await finish(outcome);
+      // A connect that did not complete leaves no peer behind; a disconnect always removes it.
+      if (target.publicKey) await this.devicePeers.detach(target.deviceId);
+      throw error;
     }
-
-    const result = await outcome;
-    if ('error' in result) {
-      await finish(result.operationStatus, null, result.error.details ?? result.error.message);
-      throw result.error;
-    }
-    const { reply } = result;
     const failed = reply.code !== ResponseCodes.OK;
     const message = failed ? (reply.exceptionMessage ?? `The device answered with code ${reply.code}`) : null;
     // The reported status and the operation's outcome are written side by side (two connections).
     const [stored] = await Promise.all([
       reply.status ? this.store.apply(target.accountName, target.clientId, reply.status, null) : null,
-      finish(failed ? 'FAILED' : 'COMPLETED', reply.code, message),
+      finish({ status: failed ? 'FAILED' : 'COMPLETED', responseCode: reply.code, errorMessage: message }),
     ]);
-    if (failed) throw new AppError('DEVICE_ERROR', 'Device reported an error', message ?? undefined);
-    if (reply.status) {
-      return toVpnStatusDto('CONNECTED', { ...reply.status, reportedOn: stored?.reportedOn ?? new Date() });
+    if (target.publicKey && (failed || command === 'disconnect')) {
+      await this.devicePeers.detach(target.deviceId, command === 'disconnect' ? deadline : undefined);
     }
-    return toVpnStatusDto('CONNECTED', await this.store.get(target.deviceId));
+    if (failed) throw new AppError('DEVICE_ERROR', 'Device reported an error', message ?? undefined);
+    // A device on a gateway answers with its tunnel as the gateway sees it: read it all back.
+    if (target.publicKey) return this.vpn.status(target.scopeId, target.deviceId);
+    if (!reply.status) return this.vpn.status(target.scopeId, target.deviceId);
+    return toVpnStatusDto(
+      'CONNECTED',
+      { ...reply.status, reportedOn: stored?.reportedOn ?? new Date() },
+      null,
+      this.config.vpnHandshakeFreshSeconds,
+    );
   }
 
-  private profileFor(target: CommandTarget) {
-    const prefix = target.vpnSubnet.split('/')[1];
+  private async send(
+    target: CommandTarget,
+    command: VpnCommand,
+    requestId: string,
+    deadline: number,
+    body: Buffer | undefined,
+  ): Promise<CommandReply> {
+    const raw = await this.requests.request({
+      topic: Topics.command(target.accountName, target.clientId, command),
+      account: target.accountName,
+      app: VPN_APP_ID,
+      targetId: target.deviceId,
+      deadline,
+      requestId,
+      payload: body === undefined ? { metrics: [] } : { metrics: [], body },
+    });
+    const reply = readCommandReply(raw);
+    if (!reply) {
+      throw new AppError(
+        'DEVICE_ERROR',
+        'Malformed device reply',
+        'The device replied without an INT32 response.code',
+      );
+    }
+    return reply;
+  }
+
+  /** The HTTP error and the operation's outcome for a command that got no usable answer. */
+  private failure(err: unknown): { error: AppError; outcome: Outcome } {
+    if (err instanceof KuraRequestError) {
+      const error =
+        err.reason === 'timeout'
+          ? new AppError('DEVICE_TIMEOUT', 'Device did not answer in time', 'No reply within the timeout')
+          : err.reason === 'target-offline'
+            ? new AppError('DEVICE_NOT_CONNECTED', 'Device disconnected', err.message)
+            : err.reason === 'shutdown'
+              ? new AppError('SERVICE_UNAVAILABLE', 'Service shutting down', 'Retry the command')
+              : new AppError(
+                  'SERVICE_UNAVAILABLE',
+                  'Broker unavailable',
+                  'The command could not be sent; retry later',
+                );
+      return {
+        error,
+        outcome: {
+          status: err.reason === 'timeout' ? 'TIMEOUT' : 'FAILED',
+          responseCode: null,
+          errorMessage: error.details ?? error.message,
+        },
+      };
+    }
+    if (err instanceof AppError) {
+      return {
+        error: err,
+        outcome: {
+          status: err.code === 'GATEWAY_TIMEOUT' ? 'TIMEOUT' : 'FAILED',
+          responseCode: null,
+          errorMessage: `${err.message}: ${err.details ?? ''}`,
+        },
+      };
+    }
+    this.logger.error({ err }, 'command failed unexpectedly');
     return {
-      type: 'wireguard' as const,
-      tunnelAddress: `${target.tunnelIp}/${prefix}`,
-      serverEndpoint: this.config.vpnServerEndpoint,
-      serverPublicKey: this.config.vpnServerPublicKey,
-      allowedIps: [target.vpnSubnet],
-      dns: [],
-      keepalive: this.config.vpnKeepalive,
+      error: new AppError('INTERNAL_ERROR', 'Internal error', 'The command failed; see the service log'),
+      outcome: { status: 'FAILED', responseCode: null, errorMessage: 'internal error' },
     };
   }
 
-  private onReply(topic: string, raw: Buffer): void {
-    const parsed = parseTopic(topic);
-    if (parsed?.kind !== 'reply' || parsed.requesterClientId !== this.mqtt.clientId) return;
-    const pending = this.pending.get(parsed.requestId);
-    // A reply must come from the account the command went to (the ACL lets a device publish replies only there).
-    if (!pending || pending.account !== parsed.account) return;
-    let reply: CommandReply | null = null;
-    try {
-      reply = readCommandReply(decodeKuraPayload(raw));
-    } catch (err) {
-      this.logger.warn({ topic, err }, 'malformed reply; ignored');
-      return;
-    }
-    if (!reply) {
-      this.logger.warn({ topic }, 'reply without response.code; ignored');
-      return;
-    }
-    pending.settle({ reply });
+  /**
+   * The connect body. A device with a key gets its gateway (endpoint, key, the gateway's address in
+   * its subnet); a keyless device (simulated driver) gets no server, since nothing carries its tunnel.
+   * `allowedIps` holds the account subnet and the engineers' client pool, so replies to a client go
+   * back through the tunnel (the gateway's rules decide who may talk to whom).
+   */
+  private profileFor(target: CommandTarget, gateway: CarryingGateway | null): VpnProfile {
+    const prefix = target.vpnSubnet.split('/')[1];
+    return {
+      type: 'wireguard',
+      tunnelAddress: `${target.tunnelIp}/${prefix}`,
+      ...(gateway
+        ? {
+            serverEndpoint: gateway.endpoint,
+            serverPublicKey: gateway.publicKey,
+            gatewayAddress: firstHostAddress(target.vpnSubnet).split('/')[0],
+          }
+        : {}),
+      allowedIps: [target.vpnSubnet, this.config.vpnClientPool],
+      dns: [],
+      keepalive: this.config.vpnKeepalive,
+    };
   }
 }

@@ -5,8 +5,10 @@ import {
   connectAsDevice,
   createDevice,
   endAll,
+  getDevice,
   getVpnStatus,
   listEvents,
+  publishBirth,
   publishStatus,
   type DeviceBody,
 } from '../../../../test/support/device-factories';
@@ -31,9 +33,14 @@ describe('VPN status ingestion', () => {
     await api?.stop();
   });
 
+  /** Connects as the device and publishes its BIRTH: a status counts only for a device that is there. */
   const connect = async (device: DeviceBody): Promise<MqttClient> => {
     const client = await connectAsDevice(api, tenant.admin.token, '_', device, tenant.account.name);
     clients.push(client);
+    await publishBirth(client, tenant.account.name, device.clientId);
+    await eventually(async () =>
+      expect((await getDevice(api, tenant.admin.token, '_', device.id)).connectionStatus).toBe('CONNECTED'),
+    );
     return client;
   };
   const report = (seq: number, connected = seq % 2 === 0): VpnStatusReport => ({

@@ -1,7 +1,8 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
-import { CloudSubscriptions, decodeKuraPayload, parseTopic, readStatusReport } from '@app/protocol';
+import { CloudSubscriptions, decodeKuraPayload, readStatusReport } from '@app/protocol';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { CloudMqttClient } from '../mqtt/cloud-mqtt.client';
+import { MqttRouter, type RoutedTopic } from '../mqtt/mqtt-router';
 import { VpnStatusStore, type VpnStatusUpdate } from './vpn-status.store';
 import { StatusBatcher } from './status-batcher';
 import { isTransientDbError, retryTransient } from '../common/transient-retry';
@@ -44,6 +45,7 @@ export class VpnStatusIngest implements OnModuleInit, BeforeApplicationShutdown 
 
   constructor(
     private readonly mqtt: CloudMqttClient,
+    private readonly router: MqttRouter,
     private readonly store: VpnStatusStore,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
@@ -62,13 +64,12 @@ export class VpnStatusIngest implements OnModuleInit, BeforeApplicationShutdown 
     const filter = this.config.mqttSharedGroup
       ? CloudSubscriptions.shared(this.config.mqttSharedGroup, CloudSubscriptions.status)
       : CloudSubscriptions.status;
-    this.mqtt.onMessage((topic, payload) => this.onMessage(topic, payload));
+    this.router.on('status', (topic, payload) => this.onMessage(topic, payload));
     await this.mqtt.subscribe(filter);
   }
 
-  private onMessage(topic: string, raw: Buffer): void {
-    const parsed = parseTopic(topic);
-    if (parsed?.kind !== 'status') return;
+  private onMessage(parsed: RoutedTopic<'status'>, raw: Buffer): void {
+    const topic = `${parsed.account}/${parsed.clientId}`;
     if (raw.length > MAX_STATUS_PAYLOAD_BYTES) {
       this.logger.warn({ topic, bytes: raw.length }, 'status report too large; dropped');
       return;

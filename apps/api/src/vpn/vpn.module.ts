@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DevicesModule } from '../devices/devices.module';
+import { GatewaysModule } from '../gateways/gateways.module';
 import { DeviceOperation } from './device-operation.entity';
 import { DeviceVpnStatus } from './device-vpn-status.entity';
 import { VpnCommandService } from './vpn-command.service';
@@ -11,7 +12,7 @@ import { VpnStatusIngest } from './vpn-status.ingest';
 import { VpnStatusStore } from './vpn-status.store';
 
 @Module({
-  imports: [TypeOrmModule.forFeature([DeviceOperation, DeviceVpnStatus]), DevicesModule],
+  imports: [TypeOrmModule.forFeature([DeviceOperation, DeviceVpnStatus]), DevicesModule, GatewaysModule],
   controllers: [VpnController],
   providers: [VpnService, VpnCommandService, VpnStatusStore, VpnStatusIngest, OperationLog],
 })

@@ -1,4 +1,6 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
+import { firstHostAddress } from '@app/protocol';
+import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { InjectRepository } from '@nestjs/typeorm';
 import { DataSource, Repository } from 'typeorm';
 import { AppError } from '../common/app-error';
@@ -20,6 +22,11 @@ interface StatusRow {
   status: string | null;
   status_code: string | null;
   reported_on: Date | null;
+  gateway_id: string | null;
+  vpn_subnet: string;
+  last_handshake_on: Date | null;
+  rx_bytes: string | null;
+  tx_bytes: string | null;
 }
 
 /** Reads of the VPN side: the last reported status (never waits on the device) and the command history. */
@@ -29,13 +36,18 @@ export class VpnService {
     private readonly dataSource: DataSource,
     private readonly devices: DevicesService,
     @InjectRepository(DeviceOperation) private readonly operations: Repository<DeviceOperation>,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
-  /** One primary-key query: this route is what fleet dashboards poll. */
+  /** One query of primary-key lookups: this route is what fleet dashboards poll. */
   async status(scopeId: string, deviceId: string): Promise<VpnStatusDto> {
     const rows: StatusRow[] = await this.dataSource.query(
-      `SELECT d.connection_status, s.connected, s.ip_address, s.status, s.status_code, s.reported_on
-         FROM device d LEFT JOIN device_vpn_status s ON s.device_id = d.id
+      `SELECT d.connection_status, s.connected, s.ip_address, s.status, s.status_code, s.reported_on,
+              p.gateway_id, a.vpn_subnet::text AS vpn_subnet, p.last_handshake_on, p.rx_bytes, p.tx_bytes
+         FROM device d
+         JOIN account a ON a.id = d.scope_id
+         LEFT JOIN device_vpn_status s ON s.device_id = d.id
+         LEFT JOIN gateway_peer p ON p.device_id = d.id AND NOT p.removed
         WHERE d.id = $1 AND d.scope_id = $2`,
       [deviceId, scopeId],
     );
@@ -52,6 +64,16 @@ export class VpnService {
             reportedOn: row.reported_on,
           }
         : null,
+      row.gateway_id
+        ? {
+            gatewayId: row.gateway_id,
+            gatewayAddress: firstHostAddress(row.vpn_subnet).split('/')[0],
+            lastHandshakeOn: row.last_handshake_on,
+            rxBytes: Number(row.rx_bytes ?? 0),
+            txBytes: Number(row.tx_bytes ?? 0),
+          }
+        : null,
+      this.config.vpnHandshakeFreshSeconds,
     );
   }
 

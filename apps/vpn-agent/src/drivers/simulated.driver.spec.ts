@@ -16,7 +16,7 @@ const profile: VpnProfile = {
 
 function driver(config: Partial<SimulatedDriverConfig> = {}): SimulatedDriver {
   return new SimulatedDriver(
-    { connectDelayMs: 0, disconnectDelayMs: 0, failMode: 'none', ...config },
+    { connectDelayMs: 0, disconnectDelayMs: 0, failMode: 'none', announceKey: false, ...config },
     'dev-1',
   );
 }
@@ -49,12 +49,19 @@ describe('SimulatedDriver', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(110);
   });
 
-  it('should announce a stable, well-formed public key per client id', () => {
-    expect(driver().publicKey()).toMatch(/^[A-Za-z0-9+/]{43}=$/);
-    expect(driver().publicKey()).toBe(driver().publicKey());
-    expect(
-      new SimulatedDriver({ connectDelayMs: 0, disconnectDelayMs: 0, failMode: 'none' }, 'x').publicKey(),
-    ).not.toBe(driver().publicKey());
+  it('should announce no key by default, so the device needs no gateway', () => {
+    expect(driver().publicKey()).toBeUndefined();
+  });
+
+  it('should announce a stable, well-formed public key per client id with announceKey', () => {
+    const keyed = (clientId = 'dev-1') =>
+      new SimulatedDriver(
+        { connectDelayMs: 0, disconnectDelayMs: 0, failMode: 'none', announceKey: true },
+        clientId,
+      ).publicKey();
+    expect(keyed()).toMatch(/^[A-Za-z0-9+/]{43}=$/);
+    expect(keyed()).toBe(keyed());
+    expect(keyed('x')).not.toBe(keyed());
   });
 
   it('should fail a connect with the handshake step code in fail mode connect', async () => {

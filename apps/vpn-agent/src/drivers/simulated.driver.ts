@@ -24,8 +24,8 @@ export class SimulatedDriver implements VpnDriver {
     this.key = createHash('sha256').update(`simulated:${clientId}`).digest('base64');
   }
 
-  publicKey(): string {
-    return this.key;
+  publicKey(): string | undefined {
+    return this.config.announceKey ? this.key : undefined;
   }
 
   status(): TunnelState {

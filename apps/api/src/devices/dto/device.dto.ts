@@ -1,5 +1,15 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsIn, IsInt, IsOptional, IsString, Matches, MaxLength, Min } from 'class-validator';
+import {
+  IsIn,
+  IsInt,
+  IsOptional,
+  IsString,
+  IsUUID,
+  Matches,
+  MaxLength,
+  Min,
+  ValidateIf,
+} from 'class-validator';
 import { ListQueryDto, ListResultDto, UpdatableEntityDto } from '../../common/list';
 import {
   CONNECTION_STATUSES,
@@ -31,6 +41,15 @@ export class CreateDeviceDto {
   @IsOptional()
   @IsIn(DEVICE_STATUSES)
   status?: DeviceStatus;
+
+  @ApiPropertyOptional({
+    format: 'uuid',
+    description:
+      "Pin the device to this gateway (of its account or an ancestor); default: the nearest account's gateway",
+  })
+  @IsOptional()
+  @IsUUID()
+  gatewayId?: string;
 }
 
 export class UpdateDeviceDto {
@@ -47,6 +66,17 @@ export class UpdateDeviceDto {
   @IsOptional()
   @IsIn(DEVICE_STATUSES)
   status?: DeviceStatus;
+
+  @ApiPropertyOptional({
+    format: 'uuid',
+    nullable: true,
+    type: String,
+    description: 'Pin the device to this gateway; null unpins (the nearest account gateway is used)',
+  })
+  @ValidateIf((_o, v) => v !== null)
+  @IsOptional()
+  @IsUUID()
+  gatewayId?: string | null;
 
   @ApiProperty()
   @IsInt()
@@ -115,6 +145,14 @@ export class DeviceDto extends UpdatableEntityDto {
   @ApiProperty({ nullable: true, type: String, description: 'WireGuard public key announced by the agent' })
   vpnPublicKey: string | null;
 
+  @ApiProperty({
+    nullable: true,
+    type: String,
+    format: 'uuid',
+    description: 'The gateway the device is pinned to',
+  })
+  gatewayId: string | null;
+
   @ApiProperty({ nullable: true, type: String, description: 'MQTT username, once credentials were issued' })
   mqttUsername: string | null;
 
@@ -157,6 +195,7 @@ export function toDeviceDto(d: Device): DeviceDto {
     applicationIds: d.applicationIds ? d.applicationIds.split(',').filter(Boolean) : [],
     tunnelAddress: d.tunnelIp,
     vpnPublicKey: d.vpnPublicKey,
+    gatewayId: d.gatewayId,
     mqttUsername: d.mqttUsername,
     credentialsIssuedOn: d.credentialsIssuedOn,
     createdOn: d.createdOn,

@@ -23,8 +23,33 @@ export class VpnCommandQueryDto {
   timeout: number = DEFAULT_COMMAND_TIMEOUT_MS;
 }
 
+export class VpnTunnelDto {
+  @ApiProperty({ format: 'uuid', description: 'The gateway that carries the tunnel' })
+  gatewayId: string;
+
+  @ApiProperty({ example: '10.200.0.1', description: "The gateway's address in the device's subnet" })
+  gatewayAddress: string;
+
+  @ApiProperty({
+    nullable: true,
+    type: Date,
+    description: "The gateway's latest WireGuard handshake with the device",
+  })
+  lastHandshakeOn: Date | null;
+
+  @ApiProperty({ description: 'Bytes the gateway received from the device' })
+  rxBytes: number;
+
+  @ApiProperty({ description: 'Bytes the gateway sent to the device' })
+  txBytes: number;
+}
+
 export class VpnStatusDto {
-  @ApiProperty()
+  @ApiProperty({
+    description:
+      'True while the agent reports its tunnel up and the device is provably there: its MQTT link is ' +
+      'CONNECTED, or its gateway saw a handshake within the last 3 minutes',
+  })
   connected: boolean;
 
   @ApiProperty({ example: '10.200.12.49', description: '"0.0.0.0" when not connected' })
@@ -35,7 +60,9 @@ export class VpnStatusDto {
 
   @ApiProperty({
     example: '004',
-    description: 'IXON-style step code: 000 unknown, 001 n/a, 002 pending, 003 done, 004 active, 010+ errors',
+    description:
+      'IXON-style step code: 000 unknown, 001 n/a, 002 pending, 003 done, 004 active, 010 error; ' +
+      '1XY sign-in, 2XY agent, 3XY VPN configuration, 7XY tunnel, 8XY routes (docs/protocol.md)',
   })
   statusCode: string;
 
@@ -44,6 +71,13 @@ export class VpnStatusDto {
 
   @ApiProperty({ nullable: true, type: Date, description: 'When the agent last reported; null if never' })
   reportedOn: Date | null;
+
+  @ApiProperty({
+    nullable: true,
+    type: VpnTunnelDto,
+    description: 'The tunnel as its gateway sees it; null for a device without a gateway peer (e.g. keyless)',
+  })
+  tunnel: VpnTunnelDto | null;
 }
 
 export class OperationListQueryDto extends ListQueryDto {}

@@ -1,0 +1,124 @@
+import { Injectable, Logger } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
+import { AppError } from '../common/app-error';
+import { GatewayPeerRepository, type PeerChange } from './gateway-peer.repository';
+import { GatewaySyncService, unavailable } from './gateway-sync.service';
+import { GatewayRepository, type UsableGateway } from './gateway.repository';
+
+/** A device as its gateway peer needs it. */
+export interface PeerDevice {
+  id: string;
+  scopeId: string;
+  publicKey: string;
+  tunnelIp: string;
+}
+
+/** The gateway that carries a device's tunnel, with the key and endpoint its profile needs. */
+export type CarryingGateway = UsableGateway & { publicKey: string };
+
+/**
+ * A device's place on its gateway, as the VPN commands and the device registry change it:
+ * attach (resolve the gateway, put the peer in the desired state, wait for the gateway's
+ * acknowledgement), detach (take it out). The gateway applies the change through its publisher.
+ */
+@Injectable()
+export class DevicePeers {
+  private readonly logger = new Logger('DevicePeers');
+
+  constructor(
+    private readonly gateways: GatewayRepository,
+    private readonly peers: GatewayPeerRepository,
+    private readonly sync: GatewaySyncService,
+  ) {}
+
+  /**
+   * Puts the device's peer on its gateway and resolves once the gateway holds it. 409 NO_GATEWAY
+   * when no gateway serves the device, 503 GATEWAY_UNAVAILABLE when its gateway is offline, 504
+   * GATEWAY_TIMEOUT when it did not confirm before `deadline`.
+   */
+  async attach(device: PeerDevice, deadline: number): Promise<CarryingGateway> {
+    const gateway = await this.gateways.forDevice(device.id);
+    if (!gateway) {
+      throw new AppError(
+        'NO_GATEWAY',
+        'No VPN gateway for this device',
+        "The device has a WireGuard key, so its tunnel needs a gateway: create one in the device's account " +
+          'or an ancestor (POST /v1/{scopeId}/gateways) and start it, or pin the device to one (gatewayId)',
+      );
+    }
+    if (gateway.connectionStatus !== 'CONNECTED' || gateway.publicKey === null) {
+      throw unavailable(`Gateway ${gateway.name} is ${gateway.connectionStatus}; start it and retry`);
+    }
+    const { serial, changes } = await this.peers.upsertDevicePeer(gateway.id, {
+      deviceId: device.id,
+      scopeId: device.scopeId,
+      publicKey: device.publicKey,
+      tunnelIp: device.tunnelIp,
+    });
+    this.sync.publish(changes.length > 0 ? changes : [{ gatewayId: gateway.id, serial }]);
+    await this.sync.waitApplied(gateway.id, serial, deadline);
+    return { ...gateway, publicKey: gateway.publicKey };
+  }
+
+  /**
+   * Takes the device's peer off its gateway. With a deadline, waits (best effort) until the
+   * gateway confirmed; the desired state is right either way and an offline gateway gets it
+   * with its next sync.
+   */
+  async detach(deviceId: string, deadline?: number): Promise<void> {
+    const changes = await this.peers.removeDevicePeers(deviceId);
+    this.sync.publish(changes);
+    if (deadline === undefined) return;
+    await Promise.all(
+      changes.map((c) =>
+        this.sync
+          .waitApplied(c.gatewayId, c.serial, deadline)
+          .catch((err: unknown) =>
+            this.logger.warn(
+              { deviceId, gatewayId: c.gatewayId, err: err instanceof Error ? err.message : String(err) },
+              'gateway did not confirm the peer removal yet',
+            ),
+          ),
+      ),
+    );
+  }
+
+  /** Inside a caller's transaction (device deletion); publish() the result after the commit. */
+  detachIn(em: EntityManager, deviceId: string): Promise<PeerChange[]> {
+    return this.peers.removeDevicePeers(deviceId, em);
+  }
+
+  publish(changes: readonly PeerChange[]): void {
+    this.sync.publish(changes);
+  }
+
+  /**
+   * A BIRTH announced key `publicKey` (or none): a live peer with another key is replaced on the
+   * same gateway, or removed when the device no longer has a key or the key is taken there.
+   */
+  async keyAnnounced(
+    device: { id: string; scopeId: string; tunnelIp: string },
+    publicKey: string | null,
+  ): Promise<void> {
+    const current = await this.peers.devicePeer(device.id);
+    if (!current || current.publicKey === publicKey) return;
+    if (publicKey === null) return this.detach(device.id);
+    try {
+      const { changes } = await this.peers.upsertDevicePeer(current.gatewayId, {
+        deviceId: device.id,
+        scopeId: device.scopeId,
+        publicKey,
+        tunnelIp: device.tunnelIp,
+      });
+      this.sync.publish(changes);
+      this.logger.log({ deviceId: device.id }, 'device announced a new WireGuard key; its peer was replaced');
+    } catch (err) {
+      if (!(err instanceof AppError) || err.code !== 'ENTRY_EXISTS') throw err;
+      this.logger.warn(
+        { deviceId: device.id },
+        "device's new key is used by another peer of its gateway; peer removed",
+      );
+      await this.detach(device.id);
+    }
+  }
+}

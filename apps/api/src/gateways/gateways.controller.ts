@@ -1,0 +1,100 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
+import {
+  ApiCreatedResponse,
+  ApiNoContentResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiParam,
+  ApiTags,
+} from '@nestjs/swagger';
+import { ApiAuthenticated, ApiErrors } from '../common/api-errors.decorator';
+import { uuidPipe } from '../common/uuid.pipe';
+import { CurrentPrincipal, CurrentScope, RequirePermission } from '../auth/auth.decorators';
+import { actorId } from '../auth/principal';
+import type { Principal, RequestScope } from '../auth/principal';
+import {
+  CreateGatewayDto,
+  GatewayCredentialsDto,
+  GatewayDto,
+  GatewayListDto,
+  GatewayListQueryDto,
+  UpdateGatewayDto,
+} from './dto/gateway.dto';
+import { GatewaysService } from './gateways.service';
+
+@ApiTags('gateways')
+@ApiAuthenticated()
+@ApiParam({ name: 'scopeId', description: "Account id, or _ for the caller's own account" })
+@Controller('v1/:scopeId/gateways')
+export class GatewaysController {
+  constructor(private readonly gateways: GatewaysService) {}
+
+  @Get()
+  @RequirePermission('gateway:read')
+  @ApiOperation({ summary: 'List the VPN gateways of the account' })
+  @ApiOkResponse({ type: GatewayListDto })
+  @ApiErrors(400)
+  list(@CurrentScope() scope: RequestScope, @Query() query: GatewayListQueryDto): Promise<GatewayListDto> {
+    return this.gateways.list(scope.id, query);
+  }
+
+  @Post()
+  @RequirePermission('gateway:write')
+  @ApiOperation({
+    summary: 'Register a VPN gateway; devices of this account and its sub-accounts tunnel through it',
+  })
+  @ApiCreatedResponse({ type: GatewayDto })
+  @ApiErrors(400, 409)
+  create(
+    @CurrentScope() scope: RequestScope,
+    @CurrentPrincipal() principal: Principal,
+    @Body() body: CreateGatewayDto,
+  ): Promise<GatewayDto> {
+    return this.gateways.create(scope.id, body, actorId(principal));
+  }
+
+  @Get(':gatewayId')
+  @RequirePermission('gateway:read')
+  @ApiOperation({ summary: 'One gateway, with its connection and the number of peers it carries' })
+  @ApiOkResponse({ type: GatewayDto })
+  @ApiErrors(400, 404)
+  get(@CurrentScope() scope: RequestScope, @Param('gatewayId', uuidPipe) id: string): Promise<GatewayDto> {
+    return this.gateways.get(scope.id, id);
+  }
+
+  @Patch(':gatewayId')
+  @RequirePermission('gateway:write')
+  @ApiOperation({ summary: 'Change the endpoint or description (send the current optlock)' })
+  @ApiOkResponse({ type: GatewayDto })
+  @ApiErrors(400, 404, 409)
+  update(
+    @CurrentScope() scope: RequestScope,
+    @CurrentPrincipal() principal: Principal,
+    @Param('gatewayId', uuidPipe) id: string,
+    @Body() body: UpdateGatewayDto,
+  ): Promise<GatewayDto> {
+    return this.gateways.update(scope.id, id, body, actorId(principal));
+  }
+
+  @Delete(':gatewayId')
+  @RequirePermission('gateway:write')
+  @HttpCode(204)
+  @ApiOperation({ summary: 'Delete a gateway that carries no tunnels (409 while it does)' })
+  @ApiNoContentResponse()
+  @ApiErrors(400, 404, 409)
+  async delete(@CurrentScope() scope: RequestScope, @Param('gatewayId', uuidPipe) id: string): Promise<void> {
+    await this.gateways.delete(scope.id, id);
+  }
+
+  @Post(':gatewayId/credentials')
+  @RequirePermission('gateway:write')
+  @ApiOperation({ summary: 'Issue or rotate the gateway MQTT credentials; the password is shown once' })
+  @ApiCreatedResponse({ type: GatewayCredentialsDto })
+  @ApiErrors(400, 404)
+  credentials(
+    @CurrentScope() scope: RequestScope,
+    @Param('gatewayId', uuidPipe) id: string,
+  ): Promise<GatewayCredentialsDto> {
+    return this.gateways.issueCredentials(scope.id, id);
+  }
+}
