@@ -29,6 +29,7 @@ const SCENARIOS = [
   'fleet-list',
   'fleet-embedded',
   'fleet-mosquitto',
+  'gateway-sync',
 ];
 
 const FULL = {
@@ -49,6 +50,7 @@ const FULL = {
     drainMs: 2000,
     ceilingMs: 5000,
   },
+  gateway: { peers: 10_000, changes: 200 },
 };
 
 const QUICK = {
@@ -63,6 +65,7 @@ const QUICK = {
   fleetBatch: 200,
   settleMs: 500,
   ingest: { devices: 50, rates: [200, 500], stepMs: 1000, drainMs: 2000, ceilingMs: 800 },
+  gateway: { peers: 1000, changes: 50 },
 };
 
 const USAGE = `usage: node bench/run.js [--quick] [--only ids] [--skip ids] [--cpu-prof] [--keep-db]
