@@ -1,10 +1,16 @@
 import { Init1763900000000 } from './1763900000000-Init';
 import { DevicesAndVpn1763910000000 } from './1763910000000-DevicesAndVpn';
 import { Gateways1795508699795 } from './1795508699795-Gateways';
+import { Sessions1795510562379 } from './1795510562379-Sessions';
 
 /**
  * Every migration, in order. A file generated with `npm run migration:generate`
  * must be added here; the drift test fails while it is not.
  */
 // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- TypeORM's own type for migration classes
-export const MIGRATIONS: Function[] = [Init1763900000000, DevicesAndVpn1763910000000, Gateways1795508699795];
+export const MIGRATIONS: Function[] = [
+  Init1763900000000,
+  DevicesAndVpn1763910000000,
+  Gateways1795508699795,
+  Sessions1795510562379,
+];

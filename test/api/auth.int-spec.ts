@@ -81,6 +81,7 @@ describe('Authentication', () => {
           'user:write',
           'vpn:connect',
           'vpn:read',
+          'vpn:session',
         ],
       });
     });

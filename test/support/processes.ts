@@ -238,6 +238,53 @@ export async function startAgentProcess(o: AgentOptions, waitReady = true): Prom
   return proc;
 }
 
+export interface GatewayOptions {
+  broker: string;
+  account: string;
+  clientId: string;
+  username: string;
+  password: string;
+  listenPort: number;
+  interfaceName: string;
+  netns: string;
+  stateDir: string;
+  args?: string[];
+}
+
+/** Starts a real `vpn-gateway` process and waits until it has published BIRTH ("gateway ready"). */
+export async function startGatewayProcess(o: GatewayOptions): Promise<LoggedProcess> {
+  const child = spawn(
+    process.execPath,
+    [
+      join(distDir(), 'apps/vpn-gateway/src/main.js'),
+      '--broker',
+      o.broker,
+      '--account',
+      o.account,
+      '--client-id',
+      o.clientId,
+      '--username',
+      o.username,
+      '--listen-port',
+      String(o.listenPort),
+      '--interface',
+      o.interfaceName,
+      '--netns',
+      o.netns,
+      '--state-dir',
+      o.stateDir,
+      ...(o.args ?? []),
+    ],
+    {
+      env: { PATH: process.env.PATH ?? '', VPN_GATEWAY_PASSWORD: o.password },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  const proc = new LoggedProcess(child);
+  await waitUntilReady(proc, 'gateway ready', 60_000);
+  return proc;
+}
+
 /** Waits for `readyText`; if the process exits or the wait runs out, kills it and throws. */
 async function waitUntilReady(
   proc: LoggedProcess,

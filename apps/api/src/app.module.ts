@@ -14,6 +14,8 @@ import { UsersModule } from './users/users.module';
 import { DevicesModule } from './devices/devices.module';
 import { VpnModule } from './vpn/vpn.module';
 import { GatewaysModule } from './gateways/gateways.module';
+import { SessionsModule } from './sessions/sessions.module';
+import { FendVpnModule } from './fendvpn/fendvpn.module';
 
 @Module({})
 export class AppModule {
@@ -33,6 +35,8 @@ export class AppModule {
         GatewaysModule,
         DevicesModule,
         VpnModule,
+        SessionsModule,
+        FendVpnModule,
       ],
       providers: [
         { provide: APP_CONFIG, useValue: config },

@@ -28,6 +28,23 @@ export class AuthGuard implements CanActivate {
     const targets = [ctx.getHandler(), ctx.getClass()];
     if (this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets)) return true;
     const req = ctx.switchToHttp().getRequest<AuthenticatedRequest>();
+    const permission = this.reflector.getAllAndOverride<Permission | typeof ANY_AUTHENTICATED | undefined>(
+      REQUIRED_PERMISSION,
+      targets,
+    );
+    await this.check(req, permission);
+    return true;
+  }
+
+  /**
+   * Authenticates the request's bearer token, resolves its `{scopeId}` and checks `permission`,
+   * setting req.principal and req.scope. Also for public routes that accept a bearer token as one
+   * of their ways to authenticate (e.g. a session ping).
+   */
+  async check(
+    req: AuthenticatedRequest,
+    permission: Permission | typeof ANY_AUTHENTICATED | undefined,
+  ): Promise<void> {
     const header = req.headers.authorization;
     const match = typeof header === 'string' ? /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(header) : null;
     if (!match) {
@@ -39,18 +56,13 @@ export class AuthGuard implements CanActivate {
     }
     const principal = await this.tokens.authenticate(match[1]);
     req.principal = principal;
-    const permission = this.reflector.getAllAndOverride<Permission | typeof ANY_AUTHENTICATED | undefined>(
-      REQUIRED_PERMISSION,
-      targets,
-    );
     const scopeParam = req.params?.scopeId;
     if (typeof scopeParam === 'string') req.scope = await this.resolveScope(principal, scopeParam);
     if (!permission) throw AppError.forbidden('This route declares no permission');
-    if (permission === ANY_AUTHENTICATED) return true;
+    if (permission === ANY_AUTHENTICATED) return;
     if (!principal.permissions.has(permission)) {
       throw AppError.forbidden(`The ${principal.role} role lacks the ${permission} permission`);
     }
-    return true;
   }
 
   private async resolveScope(principal: Principal, raw: string): Promise<RequestScope> {

@@ -31,6 +31,6 @@ import { TokenService } from './token.service';
   ],
   controllers: [AuthController],
   providers: [TokenService, AuthService, LoginThrottle, AuthGuard, FirstStartService],
-  exports: [TokenService, AuthGuard],
+  exports: [TokenService, AuthGuard, AuthService],
 })
 export class AuthModule {}

@@ -16,6 +16,7 @@ export const PERMISSIONS = [
   'device:write',
   'vpn:read',
   'vpn:connect',
+  'vpn:session',
   'gateway:read',
   'gateway:write',
 ] as const;
@@ -25,7 +26,7 @@ const READ_ALL: Permission[] = PERMISSIONS.filter((p) => p.endsWith(':read'));
 
 export const ROLE_PERMISSIONS: Record<Role, ReadonlySet<Permission>> = {
   admin: new Set(PERMISSIONS),
-  operator: new Set([...READ_ALL, 'device:write', 'vpn:connect']),
+  operator: new Set([...READ_ALL, 'device:write', 'vpn:connect', 'vpn:session']),
   viewer: new Set(READ_ALL),
 };
 

@@ -39,8 +39,12 @@ export interface AppConfig {
   vpnPeerGraceSeconds: number;
   /** A gateway handshake this recent proves a device is there even while its MQTT link is down. */
   vpnHandshakeFreshSeconds: number;
-  /** How often the peer sweeps (grace period, gateways lagging behind) run. */
+  /** How often the peer sweeps (grace period, gateways lagging behind, session expiry) run. */
   vpnSweepIntervalMs: number;
+  /** How often an engineer's client pings its session; 3 silent intervals end it. */
+  vpnSessionPingIntervalSeconds: number;
+  /** The base URL clients are told to use (FendVPN discovery); derived from the request when unset. */
+  publicUrl?: string;
   bodyLimit: string;
 }
 
@@ -182,6 +186,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
     vpnPeerGraceSeconds: int(env, 'VPN_PEER_GRACE_SECONDS', 600, 1, 30 * 24 * 3600),
     vpnHandshakeFreshSeconds: int(env, 'VPN_HANDSHAKE_FRESH_SECONDS', 180, 1, 24 * 3600),
     vpnSweepIntervalMs: int(env, 'VPN_SWEEP_INTERVAL_MS', 30_000, 100, 3_600_000),
+    vpnSessionPingIntervalSeconds: int(env, 'VPN_SESSION_PING_INTERVAL_SECONDS', 30, 1, 3600),
+    publicUrl: url(env, 'PUBLIC_URL', ['http:', 'https:'])?.replace(/\/+$/, ''),
     bodyLimit: str(env, 'HTTP_BODY_LIMIT') ?? '100kb',
   };
 }

@@ -8,6 +8,7 @@ import { DeviceOperation } from '../vpn/device-operation.entity';
 import { DeviceVpnStatus } from '../vpn/device-vpn-status.entity';
 import { Gateway } from '../gateways/gateway.entity';
 import { GatewayPeer } from '../gateways/gateway-peer.entity';
+import { VpnSession } from '../sessions/vpn-session.entity';
 
 /** Every TypeORM entity of the API; each domain adds its own here. */
 // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- TypeORM's own type for entity classes
@@ -22,4 +23,5 @@ export const ENTITIES: Function[] = [
   DeviceOperation,
   Gateway,
   GatewayPeer,
+  VpnSession,
 ];

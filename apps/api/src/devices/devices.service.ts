@@ -154,6 +154,7 @@ export class DevicesService {
       return removed;
     });
     this.devicePeers.publish(changes);
+    this.devicePeers.removed(id, 'deleted');
     this.broker.disconnectClient(id);
   }
 

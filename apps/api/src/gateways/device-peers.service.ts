@@ -1,4 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
+import { EventEmitter } from 'node:events';
 import type { EntityManager } from 'typeorm';
 import { AppError } from '../common/app-error';
 import { GatewayPeerRepository, type PeerChange } from './gateway-peer.repository';
@@ -16,6 +17,9 @@ export interface PeerDevice {
 /** The gateway that carries a device's tunnel, with the key and endpoint its profile needs. */
 export type CarryingGateway = UsableGateway & { publicKey: string };
 
+/** Why a device's tunnel left its gateway: sessions to the device end with it. */
+export type DetachReason = 'disconnected' | 'deleted' | 'unreachable';
+
 /**
  * A device's place on its gateway, as the VPN commands and the device registry change it:
  * attach (resolve the gateway, put the peer in the desired state, wait for the gateway's
@@ -24,6 +28,7 @@ export type CarryingGateway = UsableGateway & { publicKey: string };
 @Injectable()
 export class DevicePeers {
   private readonly logger = new Logger('DevicePeers');
+  private readonly removals = new EventEmitter().setMaxListeners(0);
 
   constructor(
     private readonly gateways: GatewayRepository,
@@ -65,9 +70,10 @@ export class DevicePeers {
    * gateway confirmed; the desired state is right either way and an offline gateway gets it
    * with its next sync.
    */
-  async detach(deviceId: string, deadline?: number): Promise<void> {
+  async detach(deviceId: string, deadline?: number, why: DetachReason = 'disconnected'): Promise<void> {
     const changes = await this.peers.removeDevicePeers(deviceId);
     this.sync.publish(changes);
+    this.removed(deviceId, why);
     if (deadline === undefined) return;
     await Promise.all(
       changes.map((c) =>
@@ -83,13 +89,22 @@ export class DevicePeers {
     );
   }
 
-  /** Inside a caller's transaction (device deletion); publish() the result after the commit. */
+  /** Inside a caller's transaction; after the commit call publish() and removed(). */
   detachIn(em: EntityManager, deviceId: string): Promise<PeerChange[]> {
     return this.peers.removeDevicePeers(deviceId, em);
   }
 
   publish(changes: readonly PeerChange[]): void {
     this.sync.publish(changes);
+  }
+
+  /** Tells the listeners (engineers' sessions to the device) that the device's tunnel is gone. */
+  removed(deviceId: string, why: DetachReason): void {
+    this.removals.emit('removed', deviceId, why);
+  }
+
+  onRemoved(listener: (deviceId: string, why: DetachReason) => void): void {
+    this.removals.on('removed', listener);
   }
 
   /**
@@ -102,7 +117,7 @@ export class DevicePeers {
   ): Promise<void> {
     const current = await this.peers.devicePeer(device.id);
     if (!current || current.publicKey === publicKey) return;
-    if (publicKey === null) return this.detach(device.id);
+    if (publicKey === null) return this.detach(device.id, undefined, 'disconnected');
     try {
       const { changes } = await this.peers.upsertDevicePeer(current.gatewayId, {
         deviceId: device.id,

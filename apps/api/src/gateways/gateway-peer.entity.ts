@@ -10,6 +10,7 @@ import {
 } from 'typeorm';
 import { Device } from '../devices/device.entity';
 import { Gateway } from './gateway.entity';
+import { VpnSession } from '../sessions/vpn-session.entity';
 
 export const PEER_KINDS = ['device', 'client'] as const;
 export type PeerKind = (typeof PEER_KINDS)[number];
@@ -85,6 +86,10 @@ export class GatewayPeer {
   @ManyToOne(() => Gateway, { onDelete: 'CASCADE' })
   @JoinColumn({ name: 'gateway_id', foreignKeyConstraintName: 'gateway_peer_gateway_fk' })
   gateway?: Gateway;
+
+  @ManyToOne(() => VpnSession, { onDelete: 'SET NULL' })
+  @JoinColumn({ name: 'session_id', foreignKeyConstraintName: 'gateway_peer_session_fk' })
+  session?: VpnSession;
 
   /** A deleted device's tombstone outlives it until the gateway has removed the peer. */
   @ManyToOne(() => Device, { onDelete: 'SET NULL' })

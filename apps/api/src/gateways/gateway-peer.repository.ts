@@ -125,6 +125,74 @@ export class GatewayPeerRepository {
     }
   }
 
+  /**
+   * Adds an engineer's client peer for a session (inside the caller's transaction). A key already
+   * used by another peer of the gateway → 409 ENTRY_EXISTS.
+   */
+  async addClientPeer(
+    em: EntityManager,
+    gatewayId: string,
+    c: {
+      sessionId: string;
+      scopeId: string;
+      publicKey: string;
+      tunnelIp: string;
+      coversDeviceId: string | null;
+      coversAccountIds: string[] | null;
+    },
+  ): Promise<PeerChange> {
+    const serial = await this.bump(em, gatewayId);
+    try {
+      await em.query(
+        `INSERT INTO gateway_peer
+           (gateway_id, scope_id, kind, public_key, tunnel_ip, session_id, covers_device_id, covers_account_ids, serial)
+         VALUES ($1, $2, 'client', $3, $4::inet, $5, $6, $7::uuid[], $8)`,
+        [
+          gatewayId,
+          c.scopeId,
+          c.publicKey,
+          c.tunnelIp,
+          c.sessionId,
+          c.coversDeviceId,
+          c.coversAccountIds,
+          serial,
+        ],
+      );
+    } catch (err) {
+      if (isUniqueViolation(err) && pgConstraint(err) === 'gateway_peer_key_unique') {
+        throw new AppError(
+          'ENTRY_EXISTS',
+          'Public key already in use',
+          'Another device or session on this gateway uses the same WireGuard public key; generate a new key pair',
+        );
+      }
+      throw err;
+    }
+    return { gatewayId, serial };
+  }
+
+  /**
+   * Takes a session's client peer off its gateway (inside the caller's transaction) and returns
+   * its last traffic counters for the session's record.
+   */
+  async removeSessionPeer(
+    em: EntityManager,
+    sessionId: string,
+  ): Promise<{ change: PeerChange; rxBytes: number; txBytes: number } | null> {
+    const rows: Array<{ id: string; gateway_id: string; rx_bytes: string; tx_bytes: string }> =
+      await em.query(
+        'SELECT id, gateway_id, rx_bytes, tx_bytes FROM gateway_peer WHERE session_id = $1 AND NOT removed FOR UPDATE',
+        [sessionId],
+      );
+    const row = rows[0];
+    if (!row) return null;
+    return {
+      change: await this.tombstone(em, row.gateway_id, row.id),
+      rxBytes: Number(row.rx_bytes),
+      txBytes: Number(row.tx_bytes),
+    };
+  }
+
   /** Takes every live peer of the device off its gateway. */
   async removeDevicePeers(deviceId: string, em?: EntityManager): Promise<PeerChange[]> {
     const run = async (tx: EntityManager) => {

@@ -7,7 +7,9 @@ import {
 } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
-import { GatewayPeerRepository, type PeerChange } from './gateway-peer.repository';
+import { ExclusiveInterval } from '../common/exclusive-interval';
+import { DevicePeers } from './device-peers.service';
+import { GatewayPeerRepository } from './gateway-peer.repository';
 import { GatewaySyncService } from './gateway-sync.service';
 
 /** Advisory lock that lets one API instance at a time sweep. */
@@ -21,51 +23,42 @@ const SWEEP_LOCK = 0x47_57_53_57; // "GWSW"
 @Injectable()
 export class PeerSweeper implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger('PeerSweeper');
-  private timer?: NodeJS.Timeout;
-  private running?: Promise<void>;
+  private readonly interval: ExclusiveInterval;
 
   constructor(
     private readonly peers: GatewayPeerRepository,
+    private readonly devicePeers: DevicePeers,
     private readonly sync: GatewaySyncService,
-    private readonly dataSource: DataSource,
+    dataSource: DataSource,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {}
+  ) {
+    this.interval = new ExclusiveInterval(
+      dataSource,
+      SWEEP_LOCK,
+      config.vpnSweepIntervalMs,
+      () => this.sweep(),
+      this.logger,
+    );
+  }
 
   onApplicationBootstrap(): void {
-    this.timer = setInterval(() => {
-      this.running ??= this.sweep().finally(() => (this.running = undefined));
-    }, this.config.vpnSweepIntervalMs);
-    this.timer.unref();
+    this.interval.start();
   }
 
-  async beforeApplicationShutdown(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
+  beforeApplicationShutdown(): Promise<void> {
+    return this.interval.stop();
   }
 
-  /** Exposed for tests: one sweep now. */
+  /** Exposed for tests: one sweep now (in this instance, whatever the lock). */
   async sweep(): Promise<void> {
-    try {
-      const removed = await this.dataSource.transaction(async (em) => {
-        const [lock] = await em.query<Array<{ ok: boolean }>>('SELECT pg_try_advisory_xact_lock($1) AS ok', [
-          SWEEP_LOCK,
-        ]);
-        if (!lock.ok) return null;
-        const devices = await this.peers.unreachableDevices(this.config.vpnPeerGraceSeconds);
-        const changes: PeerChange[] = [];
-        for (const deviceId of devices) changes.push(...(await this.peers.removeDevicePeers(deviceId, em)));
-        if (devices.length > 0) {
-          this.logger.log(
-            { devices: devices.length },
-            'removed the peers of devices unreachable past the grace period',
-          );
-        }
-        return changes;
-      });
-      if (removed) this.sync.publish(removed);
-      await this.sync.kickLagging();
-    } catch (err) {
-      this.logger.error({ err }, 'peer sweep failed');
+    const devices = await this.peers.unreachableDevices(this.config.vpnPeerGraceSeconds);
+    for (const deviceId of devices) await this.devicePeers.detach(deviceId, undefined, 'unreachable');
+    if (devices.length > 0) {
+      this.logger.log(
+        { devices: devices.length },
+        'removed the peers of devices unreachable past the grace period',
+      );
     }
+    await this.sync.kickLagging();
   }
 }

@@ -1,0 +1,127 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query, Req } from '@nestjs/common';
+import {
+  ApiBearerAuth,
+  ApiCreatedResponse,
+  ApiNoContentResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiParam,
+  ApiTags,
+} from '@nestjs/swagger';
+import { ApiAuthenticated, ApiErrors } from '../common/api-errors.decorator';
+import { Public } from '../common/public.decorator';
+import { uuidPipe } from '../common/uuid.pipe';
+import { AuthGuard } from '../auth/auth.guard';
+import { CurrentPrincipal, CurrentScope, RequirePermission } from '../auth/auth.decorators';
+import type { AuthenticatedRequest, Principal, RequestScope } from '../auth/principal';
+import {
+  CreateSessionDto,
+  LocationListDto,
+  PingSessionDto,
+  SessionCreatedDto,
+  SessionListDto,
+  SessionListQueryDto,
+  SessionPingDto,
+} from './dto/session.dto';
+import { VpnSessionsService } from './vpn-sessions.service';
+
+@ApiTags('vpn sessions')
+@ApiParam({ name: 'scopeId', description: "Account id, or _ for the caller's own account" })
+@Controller('v1/:scopeId/devices/:deviceId/vpn/sessions')
+export class DeviceSessionsController {
+  constructor(
+    private readonly sessions: VpnSessionsService,
+    private readonly auth: AuthGuard,
+  ) {}
+
+  @Post()
+  @ApiAuthenticated()
+  @RequirePermission('vpn:session')
+  @ApiOperation({
+    summary:
+      "Open an engineer's session to the device: its peer is on the device's gateway before the answer",
+  })
+  @ApiCreatedResponse({ type: SessionCreatedDto })
+  @ApiErrors(400, 404, 409, 503, 504, 507)
+  open(
+    @CurrentScope() scope: RequestScope,
+    @CurrentPrincipal() principal: Principal,
+    @Param('deviceId', uuidPipe) deviceId: string,
+    @Body() body: CreateSessionDto,
+  ): Promise<SessionCreatedDto> {
+    return this.sessions.openForDevice(scope.id, deviceId, body.publicKey, principal);
+  }
+
+  @Delete(':sessionId')
+  @ApiAuthenticated()
+  @RequirePermission('vpn:session')
+  @HttpCode(204)
+  @ApiOperation({ summary: 'End the session: its peer leaves the gateway' })
+  @ApiNoContentResponse()
+  @ApiErrors(400, 404)
+  async close(
+    @CurrentScope() scope: RequestScope,
+    @Param('deviceId', uuidPipe) deviceId: string,
+    @Param('sessionId', uuidPipe) id: string,
+  ): Promise<void> {
+    await this.sessions.close(scope.id, deviceId, id);
+  }
+
+  /**
+   * Public on purpose: the session's pingToken authenticates it, so a session outlives the
+   * caller's 30-minute access token. Without a pingToken a bearer token with vpn:session is needed.
+   */
+  @Public()
+  @Post(':sessionId/_ping')
+  @HttpCode(200)
+  @ApiBearerAuth('bearer')
+  @ApiOperation({
+    summary: 'Keep the session alive (its pingToken, or an access token); 404 once it has ended',
+  })
+  @ApiOkResponse({ type: SessionPingDto })
+  @ApiErrors(400, 401, 403, 404)
+  async ping(
+    @Req() req: AuthenticatedRequest,
+    @Param('scopeId') rawScope: string,
+    @Param('deviceId', uuidPipe) deviceId: string,
+    @Param('sessionId', uuidPipe) id: string,
+    @Body() body: PingSessionDto,
+  ): Promise<SessionPingDto> {
+    if (body.pingToken !== undefined) {
+      // The session id and its 256-bit token authenticate the ping; `_` (no caller to resolve it
+      // against) skips the scope check, a real scope id must match the session's.
+      const scopeId =
+        rawScope === '_' ? null : await uuidPipe.transform(rawScope, { type: 'param', data: 'scopeId' });
+      return { expiresOn: await this.sessions.pingWithToken(scopeId, deviceId, id, body.pingToken) };
+    }
+    await this.auth.check(req, 'vpn:session');
+    return { expiresOn: await this.sessions.ping(req.scope!.id, deviceId, id) };
+  }
+}
+
+@ApiTags('vpn sessions')
+@ApiAuthenticated()
+@ApiParam({ name: 'scopeId', description: "Account id, or _ for the caller's own account" })
+@Controller('v1/:scopeId/vpn')
+export class VpnScopeController {
+  constructor(private readonly sessions: VpnSessionsService) {}
+
+  @Get('sessions')
+  @RequirePermission('vpn:read')
+  @ApiOperation({
+    summary: "The audit trail of engineers' sessions in the account: who reached what, when, how long, bytes",
+  })
+  @ApiOkResponse({ type: SessionListDto })
+  @ApiErrors(400)
+  list(@CurrentScope() scope: RequestScope, @Query() query: SessionListQueryDto): Promise<SessionListDto> {
+    return this.sessions.list(scope.id, query);
+  }
+
+  @Get('locations')
+  @RequirePermission('vpn:read')
+  @ApiOperation({ summary: "The gateways the account may use (its own and its ancestors'), nearest first" })
+  @ApiOkResponse({ type: LocationListDto })
+  async locations(@CurrentScope() scope: RequestScope): Promise<LocationListDto> {
+    return { items: await this.sessions.locations(scope.id) };
+  }
+}
