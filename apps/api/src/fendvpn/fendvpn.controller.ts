@@ -1,12 +1,5 @@
 import { Body, Controller, Get, HttpCode, Ip, Post, Query, Req } from '@nestjs/common';
-import {
-  ApiBearerAuth,
-  ApiNoContentResponse,
-  ApiOkResponse,
-  ApiOperation,
-  ApiQuery,
-  ApiTags,
-} from '@nestjs/swagger';
+import { ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { ApiAuthenticated, ApiErrors } from '../common/api-errors.decorator';
 import { Public } from '../common/public.decorator';
@@ -87,7 +80,6 @@ export class FendVpnController {
 
   @Post('ping')
   @HttpCode(204)
-  @ApiBearerAuth('bearer')
   @ApiAuthenticated()
   @RequirePermission('vpn:session')
   @ApiOperation({ summary: 'Keep the session alive; 404 once the cloud has ended it' })

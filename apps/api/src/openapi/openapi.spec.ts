@@ -44,9 +44,12 @@ describe('OpenAPI artifact', () => {
         ids.add(op.operationId);
         const isPublic =
           path.startsWith('/health') ||
-          ['/v1/authentication/user', '/v1/authentication/apikey', '/v1/authentication/refresh'].includes(
-            path,
-          );
+          [
+            '/v1/authentication/user',
+            '/v1/authentication/apikey',
+            '/v1/authentication/refresh',
+            '/api/client/signin',
+          ].includes(path);
         if (!isPublic) {
           expect({ path, method, security: op.security }).toEqual({
             path,
