@@ -6,53 +6,24 @@
  * unreachable is tested after widening the sender's own AllowedIPs and routes to the whole tunnel
  * range, so that the gateway's rules are what is tested. Needs root and the WireGuard tools.
  */
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import request from 'supertest';
 import {
   bearer,
-  createTenant,
   createUser,
   expectErrorBody,
   getVpnStatus,
-  login,
   pollUntil,
-  ProcessGroup,
-  startDeviceAgent,
   suffix,
   type E2eDevice,
   type E2eTenant,
 } from '../support/e2e-fixtures';
-import {
-  inNs,
-  mustSkip,
-  pingEventually,
-  tunnelPrerequisites,
-  Underlay,
-  unreachable,
-  wgKeyPair,
-  wgPeers,
-} from '../support/netns';
-import {
-  startApiProcess,
-  startGatewayProcess,
-  type ApiProcess,
-  type LoggedProcess,
-} from '../support/processes';
-
-const GW_UNDERLAY = '198.18.0.1';
-const GW_PORT = 51820;
-
-interface TunnelDevice extends E2eDevice {
-  ns: string;
-  ifname: string;
-  agent: LoggedProcess;
-}
+import { inNs, pingEventually, unreachable, wgKeyPair, wgPeers } from '../support/netns';
+import type { ApiProcess } from '../support/processes';
+import { GW_PORT, GW_UNDERLAY, TunnelLab, type TunnelDevice } from '../support/tunnel-lab';
 
 describe('real tunnels through a cloud-managed gateway', () => {
-  const procs = new ProcessGroup();
+  let lab: TunnelLab | null;
   let skip = false;
-  let net: Underlay;
   let api: ApiProcess;
   let rootToken: string;
   let tenantA: E2eTenant;
@@ -61,130 +32,32 @@ describe('real tunnels through a cloud-managed gateway', () => {
   let gatewayKey: string;
   let gatewayNs: string;
   let gatewayIf: string;
-  let gateway: LoggedProcess;
-  let startGateway: () => Promise<LoggedProcess>;
   let a1: TunnelDevice;
   let a2: TunnelDevice;
   let b1: TunnelDevice;
   let engineerNs: string;
 
-  const connect = (token: string, d: E2eDevice, path = '_connect') =>
-    request(api.url).post(`/v1/_/devices/${d.id}/vpn/${path}?timeout=30000`).set(bearer(token));
-
-  /** A device of the tenant with the real agent and the WireGuard driver in its own namespace. */
-  async function tunnelDevice(tenant: E2eTenant, tag: string, underlay: string): Promise<TunnelDevice> {
-    const token = tenant.admin.token;
-    const clientId = `dev-${tag}-${suffix()}`;
-    const created = await request(api.url).post('/v1/_/devices').set(bearer(token)).send({ clientId });
-    expect(created.status).toBe(201);
-    const creds = await request(api.url)
-      .post(`/v1/_/devices/${created.body.id}/credentials`)
-      .set(bearer(token));
-    expect(creds.status).toBe(201);
-    const device: E2eDevice = {
-      id: created.body.id as string,
-      clientId,
-      tunnelAddress: created.body.tunnelAddress as string,
-      credentials: creds.body,
-    };
-    const ns = await net.addHost(tag, underlay);
-    const ifname = net.name(`w${tag}`);
-    net.track(ns, ifname);
-    const stateDir = join(net.workDir, tag);
-    mkdirSync(stateDir);
-    const agent = procs.agent(
-      await startDeviceAgent(api, device, [
-        '--driver',
-        'wireguard',
-        '--netns',
-        ns,
-        '--interface',
-        ifname,
-        '--state-dir',
-        stateDir,
-        '--handshake-timeout-ms',
-        '20000',
-      ]),
-    );
-    return { ...device, ns, ifname, agent };
-  }
+  const connect = (tenant: E2eTenant, d: E2eDevice, path: '_connect' | '_disconnect' = '_connect') =>
+    lab!.command(tenant, d, path);
+  const gatewayAddressOf = (d: E2eDevice) => lab!.gatewayAddressOf(d);
 
   beforeAll(async () => {
-    skip = mustSkip('real tunnel e2e tests', await tunnelPrerequisites());
-    if (skip) return;
-    net = await Underlay.create();
-    api = procs.api(
-      await startApiProcess({
-        VPN_SUPERNET: '100.64.0.0/12',
-        VPN_SUBNET_PREFIX: '24',
-        VPN_CLIENT_POOL: '100.96.0.0/16',
-        VPN_KEEPALIVE: '1',
-        VPN_SESSION_PING_INTERVAL_SECONDS: '2',
-        VPN_SWEEP_INTERVAL_MS: '500',
-      }),
-    );
-    rootToken = await login(api.url);
-    tenantA = await createTenant(api.url, rootToken);
-    tenantB = await createTenant(api.url, rootToken);
-
-    // One gateway in the root account serves the devices of both tenants (children of root).
-    gatewayNs = await net.addHost('gw', GW_UNDERLAY);
-    gatewayIf = net.name('wgg');
-    net.track(gatewayNs, gatewayIf);
-    const name = `hub-${suffix()}`;
-    const created = await request(api.url)
-      .post('/v1/_/gateways')
-      .set(bearer(rootToken))
-      .send({ name, endpoint: `${GW_UNDERLAY}:${GW_PORT}` });
-    expect(created.status).toBe(201);
-    gatewayId = created.body.id as string;
-    const creds = await request(api.url)
-      .post(`/v1/_/gateways/${gatewayId}/credentials`)
-      .set(bearer(rootToken));
-    expect(creds.status).toBe(201);
-    const stateDir = join(net.workDir, 'gateway');
-    startGateway = async () =>
-      procs.agent(
-        await startGatewayProcess({
-          broker: api.mqttUrl,
-          account: creds.body.account as string,
-          clientId: name,
-          username: creds.body.username as string,
-          password: creds.body.password as string,
-          listenPort: GW_PORT,
-          interfaceName: gatewayIf,
-          netns: gatewayNs,
-          stateDir,
-          args: ['--stats-interval-ms', '1000', '--keepalive', '1', '--reconnect-period-ms', '200'],
-        }),
-      );
-    gateway = await startGateway();
-    const connected = await pollUntil(
-      'the gateway to be CONNECTED with its key',
-      async () => (await request(api.url).get(`/v1/_/gateways/${gatewayId}`).set(bearer(rootToken))).body,
-      (g: { connection: string; publicKey: string | null }) => g.connection === 'CONNECTED' && !!g.publicKey,
-    );
-    gatewayKey = connected.publicKey as string;
-
-    a1 = await tunnelDevice(tenantA, 'a1', '198.18.0.11');
-    a2 = await tunnelDevice(tenantA, 'a2', '198.18.0.12');
-    b1 = await tunnelDevice(tenantB, 'b1', '198.18.0.13');
-    engineerNs = await net.addHost('eng', '198.18.0.20');
+    lab = await TunnelLab.start('real tunnel e2e tests');
+    skip = lab === null;
+    if (!lab) return;
+    ({ api, rootToken, tenantA, tenantB, gatewayId, gatewayKey, gatewayNs, gatewayIf } = lab);
+    a1 = await lab.device(tenantA, 'a1');
+    a2 = await lab.device(tenantA, 'a2');
+    b1 = await lab.device(tenantB, 'b1');
+    engineerNs = await lab.engineer();
   }, 240_000);
 
-  afterAll(async () => {
-    if (skip) return;
-    // Agents and the gateway first (a clean stop removes their interfaces), then everything else.
-    await procs.stopAll();
-    await net?.destroy();
-  }, 120_000);
-
-  const gatewayAddressOf = (d: TunnelDevice) => `${d.tunnelAddress.split('.').slice(0, 3).join('.')}.1`;
+  afterAll(() => lab?.stop(), 120_000);
 
   describe('devices', () => {
     it('should bring up a tunnel that carries packets: the device pings its gateway, and the gateway reports the handshake', async () => {
       if (skip) return;
-      const res = await connect(tenantA.admin.token, a1);
+      const res = await connect(tenantA, a1);
       expect(res.status).toBe(200);
       expect(res.body).toMatchObject({
         connected: true,
@@ -209,10 +82,10 @@ describe('real tunnels through a cloud-managed gateway', () => {
         [tenantA, a2],
         [tenantB, b1],
       ] as const) {
-        expect((await connect(tenant.admin.token, d)).status).toBe(200);
+        expect((await connect(tenant, d)).status).toBe(200);
         await pingEventually(d.ns, gatewayAddressOf(d));
       }
-      for (const d of [a1, a2, b1]) await net.widen(d.ns, d.ifname, gatewayKey);
+      for (const d of [a1, a2, b1]) await lab!.net.widen(d.ns, d.ifname, gatewayKey);
       // The widened routes work: each device still reaches its gateway.
       await pingEventually(a1.ns, gatewayAddressOf(a1));
       expect(await unreachable(a1.ns, a2.tunnelAddress)).toBe(true);
@@ -226,11 +99,11 @@ describe('real tunnels through a cloud-managed gateway', () => {
       const key = (await request(api.url).get(`/v1/_/devices/${a2.id}`).set(bearer(tenantA.admin.token))).body
         .vpnPublicKey as string;
       expect(await wgPeers(gatewayNs, gatewayIf)).toContain(key);
-      const down = await connect(tenantA.admin.token, a2, '_disconnect');
+      const down = await connect(tenantA, a2, '_disconnect');
       expect(down.status).toBe(200);
       expect(down.body).toMatchObject({ connected: false, ipAddress: '0.0.0.0', tunnel: null });
       expect(await wgPeers(gatewayNs, gatewayIf)).not.toContain(key);
-      expect((await connect(tenantA.admin.token, a2)).status).toBe(200);
+      expect((await connect(tenantA, a2)).status).toBe(200);
       expect(await wgPeers(gatewayNs, gatewayIf)).toContain(key);
       await pingEventually(a2.ns, gatewayAddressOf(a2));
     });
@@ -238,10 +111,10 @@ describe('real tunnels through a cloud-managed gateway', () => {
     it('should restore every peer from the cloud when the gateway restarts from nothing, with no API call', async () => {
       if (skip) return;
       // A crash of the whole gateway host: the process and its interface are gone.
-      await gateway.stop('SIGKILL');
-      await net.removeInterface(gatewayNs, gatewayIf);
+      await lab!.gateway.stop('SIGKILL');
+      await lab!.net.removeInterface(gatewayNs, gatewayIf);
       expect(await unreachable(a1.ns, gatewayAddressOf(a1))).toBe(true);
-      gateway = await startGateway();
+      await lab!.startGateway();
       // Peers whose last endpoint the gateway had stored get a handshake from it at once; a peer
       // added moments before the crash (its endpoint not yet stored) re-handshakes by itself
       // (WireGuard's rekey timeout, ~15 s).
@@ -272,8 +145,8 @@ describe('real tunnels through a cloud-managed gateway', () => {
       expect(res.body.tunnelAddress).toMatch(/^100\.96\.0\.\d+$/);
       expect(await wgPeers(gatewayNs, gatewayIf)).toContain(keys.publicKey);
 
-      const ifname = net.name('wge');
-      await net.wgInterface({
+      const ifname = lab!.net.name('wge');
+      await lab!.net.wgInterface({
         ns: engineerNs,
         ifname,
         privateKey: keys.privateKey,
@@ -289,7 +162,7 @@ describe('real tunnels through a cloud-managed gateway', () => {
       }, 1000);
       try {
         await pingEventually(engineerNs, a1.tunnelAddress);
-        await net.widen(engineerNs, ifname, gatewayKey);
+        await lab!.net.widen(engineerNs, ifname, gatewayKey);
         await pingEventually(engineerNs, a1.tunnelAddress);
         expect(await unreachable(engineerNs, a2.tunnelAddress)).toBe(true);
         expect(await unreachable(engineerNs, b1.tunnelAddress)).toBe(true);
@@ -308,7 +181,7 @@ describe('real tunnels through a cloud-managed gateway', () => {
         expect(await unreachable(engineerNs, a1.tunnelAddress)).toBe(true);
       } finally {
         clearInterval(keepAlive);
-        await net.removeInterface(engineerNs, ifname);
+        await lab!.net.removeInterface(engineerNs, ifname);
       }
       const audit = await request(api.url)
         .get(`/v1/_/vpn/sessions?deviceId=${a1.id}`)
@@ -470,8 +343,8 @@ describe('real tunnels through a cloud-managed gateway', () => {
         .send({ ...body, identifiers: { installation_id: 'inst-2', session_id: 'sess-2' } });
       expectErrorBody(again, 409, 'ENTRY_EXISTS');
 
-      const ifname = net.name('wgf');
-      await net.wgInterface({
+      const ifname = lab!.net.name('wgf');
+      await lab!.net.wgInterface({
         ns: engineerNs,
         ifname,
         privateKey: keys.privateKey,
@@ -489,7 +362,7 @@ describe('real tunnels through a cloud-managed gateway', () => {
       try {
         await pingEventually(engineerNs, a1.tunnelAddress);
         await pingEventually(engineerNs, a2.tunnelAddress);
-        await net.widen(engineerNs, ifname, gatewayKey);
+        await lab!.net.widen(engineerNs, ifname, gatewayKey);
         expect(await unreachable(engineerNs, b1.tunnelAddress)).toBe(true);
         const ping = await request(api.url)
           .post('/api/client/ping')
@@ -510,7 +383,7 @@ describe('real tunnels through a cloud-managed gateway', () => {
         expectErrorBody(outdated, 404, 'NOT_FOUND');
       } finally {
         clearInterval(keepAlive);
-        await net.removeInterface(engineerNs, ifname);
+        await lab!.net.removeInterface(engineerNs, ifname);
       }
       const audit = await request(api.url)
         .get('/v1/_/vpn/sessions?kind=site')
@@ -528,7 +401,7 @@ describe('real tunnels through a cloud-managed gateway', () => {
         .set(bearer(tenantB.admin.token))
         .send({ publicKey: keys.publicKey });
       expect(res.status).toBe(201);
-      expect((await connect(tenantB.admin.token, b1, '_disconnect')).status).toBe(200);
+      expect((await connect(tenantB, b1, '_disconnect')).status).toBe(200);
       const sessions = await pollUntil(
         'the session to end with the device',
         async () =>

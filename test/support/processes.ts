@@ -285,6 +285,39 @@ export async function startGatewayProcess(o: GatewayOptions): Promise<LoggedProc
   return proc;
 }
 
+export interface ClientOptions {
+  api: string;
+  stateDir: string;
+  interfaceName: string;
+  netns: string;
+  args?: string[];
+}
+
+/** Starts a real `vpn-client` on a loopback port the OS picks; `url` is read from its "listening" line. */
+export async function startClientProcess(o: ClientOptions): Promise<LoggedProcess & { url: string }> {
+  const child = spawn(
+    process.execPath,
+    [
+      join(distDir(), 'apps/vpn-client/src/main.js'),
+      '--api',
+      o.api,
+      '--listen',
+      '127.0.0.1:0',
+      '--state-dir',
+      o.stateDir,
+      '--interface',
+      o.interfaceName,
+      '--netns',
+      o.netns,
+      ...(o.args ?? []),
+    ],
+    { env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const proc = new LoggedProcess(child);
+  const line = await waitUntilReady(proc, 'vpn-client listening', 60_000);
+  return Object.assign(proc, { url: (JSON.parse(line) as { url: string }).url });
+}
+
 /** Waits for `readyText`; if the process exits or the wait runs out, kills it and throws. */
 async function waitUntilReady(
   proc: LoggedProcess,

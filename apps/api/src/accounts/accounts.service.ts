@@ -3,7 +3,12 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { DataSource, Like, Not, Repository, type FindOptionsWhere } from 'typeorm';
 import { AppError } from '../common/app-error';
-import { isExclusionViolation, isForeignKeyViolation, isUniqueViolation } from '../common/db-errors';
+import {
+  isExclusionViolation,
+  isForeignKeyViolation,
+  isUniqueViolation,
+  pgConstraint,
+} from '../common/db-errors';
 import { toListResult, type ListResult } from '../common/list';
 import { updateWithOptlock } from '../common/optlock';
 import type { RequestScope } from '../auth/principal';
@@ -130,6 +135,9 @@ export class AccountsService {
       await this.accounts.delete({ id });
     } catch (err) {
       if (isForeignKeyViolation(err)) {
+        if (pgConstraint(err) === 'gateway_account_fk') {
+          throw AppError.conflict('Account still has gateways', 'Delete its VPN gateways first');
+        }
         throw AppError.conflict('Account still has devices', 'Delete its devices first');
       }
       throw err;

@@ -37,12 +37,11 @@ export class DevicePeers {
   ) {}
 
   /**
-   * Puts the device's peer on its gateway and resolves once the gateway holds it. 409 NO_GATEWAY
-   * when no gateway serves the device, 503 GATEWAY_UNAVAILABLE when its gateway is offline, 504
-   * GATEWAY_TIMEOUT when it did not confirm before `deadline`.
+   * The gateway that carries the device's tunnel. 409 NO_GATEWAY when no gateway serves the
+   * device, 503 GATEWAY_UNAVAILABLE when its gateway is offline. Changes nothing.
    */
-  async attach(device: PeerDevice, deadline: number): Promise<CarryingGateway> {
-    const gateway = await this.gateways.forDevice(device.id);
+  async gatewayFor(deviceId: string): Promise<CarryingGateway> {
+    const gateway = await this.gateways.forDevice(deviceId);
     if (!gateway) {
       throw new AppError(
         'NO_GATEWAY',
@@ -54,6 +53,14 @@ export class DevicePeers {
     if (gateway.connectionStatus !== 'CONNECTED' || gateway.publicKey === null) {
       throw unavailable(`Gateway ${gateway.name} is ${gateway.connectionStatus}; start it and retry`);
     }
+    return { ...gateway, publicKey: gateway.publicKey };
+  }
+
+  /**
+   * Puts the device's peer on `gateway` and resolves once the gateway holds it; 504
+   * GATEWAY_TIMEOUT when it did not confirm before `deadline`, 503 when it dropped off.
+   */
+  async place(gateway: CarryingGateway, device: PeerDevice, deadline: number): Promise<void> {
     const { serial, changes } = await this.peers.upsertDevicePeer(gateway.id, {
       deviceId: device.id,
       scopeId: device.scopeId,
@@ -62,7 +69,6 @@ export class DevicePeers {
     });
     this.sync.publish(changes.length > 0 ? changes : [{ gatewayId: gateway.id, serial }]);
     await this.sync.waitApplied(gateway.id, serial, deadline);
-    return { ...gateway, publicKey: gateway.publicKey };
   }
 
   /**

@@ -310,6 +310,10 @@ export class GatewaySyncService implements OnModuleInit, OnApplicationBootstrap,
       const state = await this.gateways.syncState(gatewayId);
       if (!state) return this.rejectWaiters(gatewayId, AppError.notFound('Gateway'));
       if (state.appliedSerial >= 0) this.resolveWaiters(gatewayId, state.appliedSerial);
+      // An offline gateway confirms nothing until it is back: waiting out the deadline helps no one.
+      if (state.connectionStatus !== 'CONNECTED') {
+        this.rejectWaiters(gatewayId, unavailable(`The gateway is ${state.connectionStatus}`));
+      }
     } catch (err) {
       this.logger.warn({ err, gatewayId }, 'reading the gateway state failed');
     }

@@ -162,20 +162,27 @@ export class VpnCommandService implements OnApplicationBootstrap, BeforeApplicat
     const finish = (o: Outcome) =>
       this.operationLog.finish(operationId, { ...o, durationMs: Date.now() - started });
     let reply: CommandReply;
+    // Whether this command changed the desired state: a connect refused before that (no gateway,
+    // gateway offline) must not cut a tunnel the device already has.
+    let placed = false;
     try {
       let body: Buffer | undefined;
       if (command === 'connect') {
-        const gateway = target.publicKey
-          ? await this.devicePeers.attach(
-              {
-                id: target.deviceId,
-                scopeId: target.scopeId,
-                publicKey: target.publicKey,
-                tunnelIp: target.tunnelIp,
-              },
-              deadline,
-            )
-          : null;
+        let gateway: CarryingGateway | null = null;
+        if (target.publicKey) {
+          gateway = await this.devicePeers.gatewayFor(target.deviceId);
+          placed = true;
+          await this.devicePeers.place(
+            gateway,
+            {
+              id: target.deviceId,
+              scopeId: target.scopeId,
+              publicKey: target.publicKey,
+              tunnelIp: target.tunnelIp,
+            },
+            deadline,
+          );
+        }
         body = encodeVpnProfile(this.profileFor(target, gateway));
       }
       reply = await this.send(target, command, requestId, deadline, body);
@@ -183,7 +190,8 @@ export class VpnCommandService implements OnApplicationBootstrap, BeforeApplicat
       const { error, outcome } = this.failure(err);
       await finish(outcome);
       // A connect that did not complete leaves no peer behind; a disconnect always removes it.
-      if (target.publicKey) await this.devicePeers.detach(target.deviceId);
+      if (target.publicKey && (placed || command === 'disconnect'))
+        await this.devicePeers.detach(target.deviceId);
       throw error;
     }
     const failed = reply.code !== ResponseCodes.OK;

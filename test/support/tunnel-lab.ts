@@ -1,0 +1,178 @@
+/**
+ * The setting of the real-tunnel e2e tests: the API (embedded broker) with tunnel ranges in
+ * 100.64.0.0/10, two tenants (A and B, children of root), one real vpn-gateway process in the
+ * root account (so it serves both) in its own namespace on the underlay, and devices run by the
+ * real agent with the WireGuard driver, each in a namespace of its own. stop() removes all of it.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import request from 'supertest';
+import {
+  bearer,
+  createTenant,
+  login,
+  pollUntil,
+  ProcessGroup,
+  startDeviceAgent,
+  suffix,
+  type E2eDevice,
+  type E2eTenant,
+} from './e2e-fixtures';
+import { mustSkip, tunnelPrerequisites, Underlay } from './netns';
+import { startApiProcess, startGatewayProcess, type ApiProcess, type LoggedProcess } from './processes';
+
+export const GW_UNDERLAY = '198.18.0.1';
+export const GW_PORT = 51820;
+
+export interface TunnelDevice extends E2eDevice {
+  ns: string;
+  ifname: string;
+  agent: LoggedProcess;
+}
+
+export class TunnelLab {
+  readonly procs = new ProcessGroup();
+  net!: Underlay;
+  api!: ApiProcess;
+  rootToken!: string;
+  tenantA!: E2eTenant;
+  tenantB!: E2eTenant;
+  gatewayId!: string;
+  gatewayKey!: string;
+  gatewayNs!: string;
+  gatewayIf!: string;
+  gateway!: LoggedProcess;
+  private gatewayArgs!: Parameters<typeof startGatewayProcess>[0];
+  private hosts = 10;
+
+  /** Starts everything, or returns null when the machine cannot run tunnels (and this is not CI). */
+  static async start(suite: string): Promise<TunnelLab | null> {
+    if (mustSkip(suite, await tunnelPrerequisites())) return null;
+    const lab = new TunnelLab();
+    try {
+      await lab.setUp();
+    } catch (err) {
+      await lab.stop();
+      throw err;
+    }
+    return lab;
+  }
+
+  private async setUp(): Promise<void> {
+    this.net = await Underlay.create();
+    this.api = this.procs.api(
+      await startApiProcess({
+        VPN_SUPERNET: '100.64.0.0/12',
+        VPN_SUBNET_PREFIX: '24',
+        VPN_CLIENT_POOL: '100.96.0.0/16',
+        VPN_KEEPALIVE: '1',
+        VPN_SESSION_PING_INTERVAL_SECONDS: '2',
+        VPN_SWEEP_INTERVAL_MS: '500',
+      }),
+    );
+    this.rootToken = await login(this.api.url);
+    this.tenantA = await createTenant(this.api.url, this.rootToken);
+    this.tenantB = await createTenant(this.api.url, this.rootToken);
+
+    this.gatewayNs = await this.net.addHost('gw', GW_UNDERLAY);
+    this.gatewayIf = this.net.name('wgg');
+    this.net.track(this.gatewayNs, this.gatewayIf);
+    const name = `hub-${suffix()}`;
+    const created = await request(this.api.url)
+      .post('/v1/_/gateways')
+      .set(bearer(this.rootToken))
+      .send({ name, endpoint: `${GW_UNDERLAY}:${GW_PORT}` });
+    if (created.status !== 201) throw new Error(`create gateway: ${created.status} ${created.text}`);
+    this.gatewayId = created.body.id as string;
+    const creds = await request(this.api.url)
+      .post(`/v1/_/gateways/${this.gatewayId}/credentials`)
+      .set(bearer(this.rootToken));
+    this.gatewayArgs = {
+      broker: this.api.mqttUrl,
+      account: creds.body.account as string,
+      clientId: name,
+      username: creds.body.username as string,
+      password: creds.body.password as string,
+      listenPort: GW_PORT,
+      interfaceName: this.gatewayIf,
+      netns: this.gatewayNs,
+      stateDir: join(this.net.workDir, 'gateway'),
+      args: ['--stats-interval-ms', '1000', '--keepalive', '1', '--reconnect-period-ms', '200'],
+    };
+    await this.startGateway();
+    const gateway = await pollUntil(
+      'the gateway to be CONNECTED with its key',
+      async () =>
+        (await request(this.api.url).get(`/v1/_/gateways/${this.gatewayId}`).set(bearer(this.rootToken)))
+          .body,
+      (g: { connection: string; publicKey: string | null }) => g.connection === 'CONNECTED' && !!g.publicKey,
+    );
+    this.gatewayKey = gateway.publicKey as string;
+  }
+
+  /** (Re)starts the gateway process on its state dir. */
+  async startGateway(): Promise<LoggedProcess> {
+    this.gateway = this.procs.agent(await startGatewayProcess(this.gatewayArgs));
+    return this.gateway;
+  }
+
+  /** A device of the tenant with the real agent and the WireGuard driver in a namespace of its own. */
+  async device(tenant: E2eTenant, tag: string): Promise<TunnelDevice> {
+    const token = tenant.admin.token;
+    const clientId = `dev-${tag}-${suffix()}`;
+    const created = await request(this.api.url).post('/v1/_/devices').set(bearer(token)).send({ clientId });
+    if (created.status !== 201) throw new Error(`create device: ${created.status} ${created.text}`);
+    const creds = await request(this.api.url)
+      .post(`/v1/_/devices/${created.body.id}/credentials`)
+      .set(bearer(token));
+    const device: E2eDevice = {
+      id: created.body.id as string,
+      clientId,
+      tunnelAddress: created.body.tunnelAddress as string,
+      credentials: creds.body,
+    };
+    const ns = await this.net.addHost(tag, `198.18.0.${++this.hosts}`);
+    const ifname = this.net.name(`w${tag}`);
+    this.net.track(ns, ifname);
+    const stateDir = join(this.net.workDir, tag);
+    mkdirSync(stateDir);
+    const agent = this.procs.agent(
+      await startDeviceAgent(this.api, device, [
+        '--driver',
+        'wireguard',
+        '--netns',
+        ns,
+        '--interface',
+        ifname,
+        '--state-dir',
+        stateDir,
+        '--handshake-timeout-ms',
+        '20000',
+      ]),
+    );
+    return { ...device, ns, ifname, agent };
+  }
+
+  /** A namespace for an engineer's computer on the underlay. */
+  engineer(tag = 'eng'): Promise<string> {
+    return this.net.addHost(tag, `198.18.0.${++this.hosts}`);
+  }
+
+  /** `_connect` (or `_disconnect`) of a device as the tenant's admin. */
+  command(tenant: E2eTenant, d: E2eDevice, path: '_connect' | '_disconnect' = '_connect') {
+    return request(this.api.url)
+      .post(`/v1/_/devices/${d.id}/vpn/${path}?timeout=30000`)
+      .set(bearer(tenant.admin.token));
+  }
+
+  /** The gateway's address in the device's /24 subnet. */
+  gatewayAddressOf(d: E2eDevice): string {
+    return `${d.tunnelAddress.split('.').slice(0, 3).join('.')}.1`;
+  }
+
+  async stop(): Promise<void> {
+    // Agents and the gateway first (a clean stop removes their interfaces), then the namespaces.
+    await this.procs.stopAll();
+    await this.net?.destroy();
+  }
+}
