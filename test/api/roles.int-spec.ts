@@ -26,9 +26,10 @@ const GRANTS: Record<RoleName, string[]> = {
     'apikey:write',
     'device:write',
     'vpn:connect',
+    'vpn:session',
     'gateway:write',
   ],
-  operator: [...READ_ALL, 'device:write', 'vpn:connect'],
+  operator: [...READ_ALL, 'device:write', 'vpn:connect', 'vpn:session'],
   viewer: READ_ALL,
 };
 
