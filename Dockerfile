@@ -1,4 +1,5 @@
-# One image for the API and the agent (the agent needs wireguard-go/wg/ip only for --driver wireguard).
+# One image for the API, the gateway and the agent (WireGuard tools, ip and nft for the gateway
+# and for the agent's --driver wireguard).
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -8,7 +9,7 @@ RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends wireguard-tools wireguard-go iproute2 \
+ && apt-get install -y --no-install-recommends wireguard-tools wireguard-go iproute2 nftables procps iputils-ping \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 ENV NODE_ENV=production
