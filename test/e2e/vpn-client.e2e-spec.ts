@@ -27,6 +27,8 @@ describe("the engineer's local VPN client", () => {
   let clientIf: string;
   let operator: E2eUser;
   let socket: ClientStatusSocket;
+  /** A registered device whose agent never comes online. */
+  let offline: { id: string };
 
   const connectHeaders = (controller: string, token: string) => ({
     'Api-Version': '2',
@@ -66,6 +68,11 @@ describe("the engineer's local VPN client", () => {
       }),
     );
     operator = await createUser(lab.api.url, lab.rootToken, lab.tenantA.accountId, 'operator');
+    const created = await request(lab.api.url)
+      .post('/v1/_/devices')
+      .set(bearer(lab.tenantA.admin.token))
+      .send({ clientId: `never-online-${randomUUID().slice(0, 8)}` });
+    offline = { id: created.body.id as string };
     socket = new ClientStatusSocket(client.url);
     await socket.opened;
   }, 240_000);
