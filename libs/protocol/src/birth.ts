@@ -1,6 +1,14 @@
 // The BIRTH certificate: Kura's device profile metrics, published by the agent after every
 // connect. Read tolerantly because real Kura gateways send many more metrics, in their own types.
-import { KuraMetric, KuraMetricType, KuraPayload, findMetric, getStringMetric, metric } from './kura-payload';
+import {
+  KuraMetric,
+  KuraMetricType,
+  KuraPayload,
+  findMetric,
+  getStringMetric,
+  metric,
+  storableText,
+} from './kura-payload';
 import { Metrics } from './metrics';
 import { VPN_APP_ID } from './topics';
 import { isWireGuardKey } from './vpn-profile';
@@ -57,7 +65,7 @@ export function readBirthCertificate(p: KuraPayload): BirthCertificate {
   const birth: BirthCertificate = { applicationIds: readApplicationIds(p) };
   for (const [key, name] of STRING_FIELDS) {
     const value = getStringMetric(p, name);
-    if (value !== undefined) birth[key] = value.slice(0, MAX_BIRTH_STRING_LENGTH);
+    if (value !== undefined) birth[key] = storableText(value.slice(0, MAX_BIRTH_STRING_LENGTH));
   }
   // A key that is not a canonical WireGuard key is dropped here, at the protocol boundary, so no
   // malformed key ever reaches a gateway's peer table.
@@ -88,7 +96,7 @@ function readApplicationIds(p: KuraPayload): string[] {
   const ids: string[] = [];
   for (const part of list.split(',')) {
     const id = part.trim();
-    if (id !== '') ids.push(id.slice(0, MAX_BIRTH_STRING_LENGTH));
+    if (id !== '') ids.push(storableText(id.slice(0, MAX_BIRTH_STRING_LENGTH)));
     if (ids.length === MAX_APPLICATION_IDS) break;
   }
   return ids;

@@ -113,3 +113,34 @@ export function findMetric(payload: KuraPayload, name: string): KuraMetric | und
   }
   return undefined;
 }
+
+// C0 controls other than tab, newline and carriage return, and DEL: never meaningful in a device's
+// text, and U+0000 cannot even be stored in a Postgres text column.
+// eslint-disable-next-line no-control-regex
+const UNSTORABLE = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g;
+
+/** A device's free text made safe to store and log: control characters become U+FFFD. */
+export function storableText(text: string): string {
+  return text.replace(UNSTORABLE, '\ufffd');
+}
+
+// eslint-disable-next-line no-control-regex
+const ANY_CONTROL = /[\u0000-\u001f\u007f]/;
+
+/** True when `text` holds no control character at all (for identifiers such as a boot id). */
+export function isPrintable(text: string): boolean {
+  return !ANY_CONTROL.test(text);
+}
+
+/** Latest instant a device's timestamp may name: the end of year 9999 (Postgres and JS agree). */
+const MAX_TIMESTAMP_MS = 253_402_300_799_999;
+
+/**
+ * When the device says it sent the payload, or null when it did not say or named an instant
+ * outside 1970..9999 (a device clock gone wrong must not break the write of the message).
+ */
+export function sentOnOf(payload: KuraPayload): Date | null {
+  const ts = payload.timestamp;
+  if (typeof ts !== 'number' || !Number.isFinite(ts) || ts < 0 || ts > MAX_TIMESTAMP_MS) return null;
+  return new Date(ts);
+}

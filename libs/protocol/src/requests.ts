@@ -1,6 +1,13 @@
 // Kura's request/response convention: the cloud publishes a command carrying `request.id` and
 // `requester.client.id`; the device answers on `$EDC/{account}/{requester}/VPNCLIENT-V2/REPLY/{id}`.
-import { KuraPayload, findMetric, getStringMetric, metric, KuraMetricType } from './kura-payload';
+import {
+  KuraPayload,
+  findMetric,
+  getStringMetric,
+  metric,
+  KuraMetricType,
+  storableText,
+} from './kura-payload';
 import { Metrics } from './metrics';
 import { CLIENT_ID_PATTERN, REQUEST_ID_PATTERN } from './topics';
 import { VpnStatusReport, readStatusReport, statusMetrics } from './vpn-status';
@@ -67,14 +74,16 @@ export function buildCommandReply(r: CommandReply): KuraPayload {
 
 /**
  * The reply, or null without an INT32 `response.code`. The exception message is kept when it is
- * a STRING (cut to MAX_EXCEPTION_MESSAGE_LENGTH); the status only when it is complete and valid.
+ * a STRING (cut to MAX_EXCEPTION_MESSAGE_LENGTH, control characters replaced); the status only
+ * when it is complete and valid.
  */
 export function readCommandReply(p: KuraPayload): CommandReply | null {
   const code = findMetric(p, Metrics.RESPONSE_CODE);
   if (code?.type !== KuraMetricType.INT32 || typeof code.value !== 'number') return null;
   const reply: CommandReply = { code: code.value };
   const message = getStringMetric(p, Metrics.RESPONSE_EXCEPTION_MESSAGE);
-  if (message !== undefined) reply.exceptionMessage = message.slice(0, MAX_EXCEPTION_MESSAGE_LENGTH);
+  if (message !== undefined)
+    reply.exceptionMessage = storableText(message.slice(0, MAX_EXCEPTION_MESSAGE_LENGTH));
   const status = readStatusReport(p);
   if (status !== null) reply.status = status;
   return reply;

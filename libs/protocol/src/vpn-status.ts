@@ -4,6 +4,7 @@ import { isIpAddress } from './ip-address';
 import {
   KuraMetric,
   KuraPayload,
+  isPrintable,
   getBoolMetric,
   getInt64Metric,
   getStringMetric,
@@ -173,6 +174,7 @@ export function readStatusReport(p: KuraPayload): VpnStatusReport | null {
     bootId === undefined ||
     bootId.length === 0 ||
     bootId.length > MAX_BOOT_ID_LENGTH ||
+    !isPrintable(bootId) ||
     seq === undefined ||
     !Number.isSafeInteger(seq) ||
     seq < 0

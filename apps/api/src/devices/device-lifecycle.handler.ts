@@ -4,6 +4,7 @@ import {
   CloudSubscriptions,
   decodeKuraPayload,
   readBirthCertificate,
+  sentOnOf,
   type BirthCertificate,
   type KuraPayload,
 } from '@app/protocol';
@@ -13,6 +14,7 @@ import { retryTransient } from '../common/transient-retry';
 import { CloudMqttClient } from '../mqtt/cloud-mqtt.client';
 import { ConnectionEvents } from '../mqtt/connection-events';
 import { MqttRouter } from '../mqtt/mqtt-router';
+import { DeviceMessageLog } from '../mqtt/device-message-log';
 import { DevicePeers } from '../gateways/device-peers.service';
 import type { ConnectionStatus } from './device.entity';
 
@@ -37,6 +39,7 @@ const EVENT_OF = { birth: 'BIRTH', dc: 'DC', lwt: 'LWT' } as const;
 export class DeviceLifecycleHandler implements OnModuleInit {
   private readonly logger = new Logger('DeviceLifecycle');
   private readonly queue = new KeyedSerialQueue();
+  private readonly badMessages = new DeviceMessageLog(this.logger);
 
   constructor(
     private readonly mqtt: CloudMqttClient,
@@ -61,8 +64,9 @@ export class DeviceLifecycleHandler implements OnModuleInit {
 
   private onMessage(kind: 'birth' | 'dc' | 'lwt', account: string, clientId: string, payload: Buffer): void {
     if (payload.length > MAX_LIFECYCLE_PAYLOAD_BYTES) {
-      this.logger.warn(
-        { account, clientId, kind, bytes: payload.length },
+      this.badMessages.warn(
+        `${account}/${clientId}`,
+        { kind, bytes: payload.length },
         'lifecycle message too large; dropped',
       );
       return;
@@ -83,14 +87,14 @@ export class DeviceLifecycleHandler implements OnModuleInit {
       } catch (err) {
         // A lifecycle event without a readable payload still says what happened (LWT may be empty).
         if (kind === 'birth') {
-          this.logger.warn({ account, clientId, err }, 'malformed BIRTH payload; dropped');
+          this.badMessages.warn(`${account}/${clientId}`, {}, 'malformed BIRTH payload; dropped', err);
           return;
         }
       }
     }
     const birth: BirthCertificate | undefined = kind === 'birth' ? readBirthCertificate(payload) : undefined;
     const status = STATUS_OF[kind];
-    const sentOn = typeof payload.timestamp === 'number' ? new Date(payload.timestamp) : null;
+    const sentOn = sentOnOf(payload);
     const details: Record<string, unknown> = birth ? { ...birth } : {};
     const rows: Array<{ id: string; scope_id: string; tunnel_ip: string }> = await this.dataSource.query(
       `WITH d AS (
@@ -124,7 +128,7 @@ export class DeviceLifecycleHandler implements OnModuleInit {
         birth ? birth.applicationIds.join(',').slice(0, 1024) : null,
         birth?.publicKey ?? null,
         EVENT_OF[kind],
-        sentOn && !Number.isNaN(sentOn.getTime()) ? sentOn : null,
+        sentOn,
         JSON.stringify(details),
       ],
     );

@@ -12,6 +12,7 @@ import { retryTransient } from '../common/transient-retry';
 import { CloudMqttClient } from '../mqtt/cloud-mqtt.client';
 import { ConnectionEvents, type LinkStatus } from '../mqtt/connection-events';
 import { MqttRouter } from '../mqtt/mqtt-router';
+import { DeviceMessageLog } from '../mqtt/device-message-log';
 import { GatewayPeerRepository } from './gateway-peer.repository';
 import { GatewayRepository } from './gateway.repository';
 
@@ -31,6 +32,7 @@ const MAX_REPORT_BYTES = 512 * 1024;
 export class GatewayLinkHandler implements OnModuleInit {
   private readonly logger = new Logger('GatewayLink');
   private readonly queue = new KeyedSerialQueue();
+  private readonly badMessages = new DeviceMessageLog(this.logger);
 
   constructor(
     private readonly mqtt: CloudMqttClient,
@@ -49,8 +51,9 @@ export class GatewayLinkHandler implements OnModuleInit {
     }
     this.router.on('gateway-peers', (t, payload) => {
       if (payload.length > MAX_REPORT_BYTES) {
-        this.logger.warn(
-          { account: t.account, gateway: t.clientId, bytes: payload.length },
+        this.badMessages.warn(
+          `${t.account}/${t.clientId}`,
+          { bytes: payload.length },
           'peer report too large; dropped',
         );
         return;
@@ -96,10 +99,7 @@ export class GatewayLinkHandler implements OnModuleInit {
     try {
       stats = parseGatewayPeerReport(decodeKuraPayload(raw).body);
     } catch (err) {
-      this.logger.warn(
-        { account, gateway: name, err: err instanceof Error ? err.message : String(err) },
-        'malformed peer report; dropped',
-      );
+      this.badMessages.warn(`${account}/${name}`, {}, 'malformed peer report; dropped', err);
       return;
     }
     const gatewayId = await this.gateways.idOf(account, name);

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import type { VpnCommand } from '@app/protocol';
 import type { OperationStatus } from './device-operation.entity';
+import { isTransientDbError, retryTransient } from '../common/transient-retry';
 
 /** What a command needs to know about its device, read in the same round trip that records it. */
 export interface CommandTarget {
@@ -120,18 +121,23 @@ export class OperationLog {
       durationMs: number;
     },
   ): Promise<void> {
-    await this.dataSource.query(
-      `UPDATE device_operation
-          SET status = $2, response_code = $3, error_message = $4, ended_on = now(), duration_ms = $5
-        WHERE id = $1`,
-      [
-        operationId,
-        outcome.status,
-        outcome.responseCode,
-        // A device may answer with any message; the column keeps the first 1024 characters.
-        outcome.errorMessage?.slice(0, MAX_ERROR_MESSAGE) ?? null,
-        outcome.durationMs,
-      ],
-    );
+    const write = (message: string | null) =>
+      retryTransient(() =>
+        this.dataSource.query(
+          `UPDATE device_operation
+              SET status = $2, response_code = $3, error_message = $4, ended_on = now(), duration_ms = $5
+            WHERE id = $1`,
+          [operationId, outcome.status, outcome.responseCode, message, outcome.durationMs],
+        ),
+      );
+    // A device may answer with any message; the column keeps the first 1024 characters.
+    const message = outcome.errorMessage?.slice(0, MAX_ERROR_MESSAGE) ?? null;
+    try {
+      await write(message);
+    } catch (err) {
+      // Whatever the device wrote must never leave its operation RUNNING: store the outcome without it.
+      if (message === null || isTransientDbError(err)) throw err;
+      await write('(the device message could not be stored)');
+    }
   }
 }

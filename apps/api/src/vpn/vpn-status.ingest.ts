@@ -1,8 +1,9 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
-import { CloudSubscriptions, decodeKuraPayload, readStatusReport } from '@app/protocol';
+import { CloudSubscriptions, decodeKuraPayload, readStatusReport, sentOnOf } from '@app/protocol';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { CloudMqttClient } from '../mqtt/cloud-mqtt.client';
 import { MqttRouter, type RoutedTopic } from '../mqtt/mqtt-router';
+import { DeviceMessageLog } from '../mqtt/device-message-log';
 import { VpnStatusStore, type VpnStatusUpdate } from './vpn-status.store';
 import { StatusBatcher } from './status-batcher';
 import { isTransientDbError, retryTransient } from '../common/transient-retry';
@@ -20,6 +21,7 @@ const SHUTDOWN_DRAIN_MS = 5000;
 @Injectable()
 export class VpnStatusIngest implements OnModuleInit, BeforeApplicationShutdown {
   private readonly logger = new Logger('VpnStatusIngest');
+  private readonly badMessages = new DeviceMessageLog(this.logger);
   private readonly batcher = new StatusBatcher<VpnStatusUpdate>({
     write: (batch) => this.write(batch),
     keyOf: (u) => `${u.account}/${u.clientId}`,
@@ -69,9 +71,9 @@ export class VpnStatusIngest implements OnModuleInit, BeforeApplicationShutdown 
   }
 
   private onMessage(parsed: RoutedTopic<'status'>, raw: Buffer): void {
-    const topic = `${parsed.account}/${parsed.clientId}`;
+    const sender = `${parsed.account}/${parsed.clientId}`;
     if (raw.length > MAX_STATUS_PAYLOAD_BYTES) {
-      this.logger.warn({ topic, bytes: raw.length }, 'status report too large; dropped');
+      this.badMessages.warn(sender, { bytes: raw.length }, 'status report too large; dropped');
       return;
     }
     let report;
@@ -79,16 +81,15 @@ export class VpnStatusIngest implements OnModuleInit, BeforeApplicationShutdown 
     try {
       const payload = decodeKuraPayload(raw);
       report = readStatusReport(payload);
-      if (typeof payload.timestamp === 'number') sentOn = new Date(payload.timestamp);
+      sentOn = sentOnOf(payload);
     } catch (err) {
-      this.logger.warn({ topic, err }, 'malformed status report; dropped');
+      this.badMessages.warn(sender, {}, 'malformed status report; dropped', err);
       return;
     }
     if (!report) {
-      this.logger.warn({ topic }, 'status report without valid status metrics; dropped');
+      this.badMessages.warn(sender, {}, 'status report without valid status metrics; dropped');
       return;
     }
-    if (sentOn && Number.isNaN(sentOn.getTime())) sentOn = null;
     this.batcher.push({ account: parsed.account, clientId: parsed.clientId, report, sentOn });
   }
 
