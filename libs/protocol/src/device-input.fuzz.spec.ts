@@ -7,6 +7,7 @@ import { readBirthCertificate, MAX_BIRTH_STRING_LENGTH } from './birth';
 import { readGatewayReply } from './gateway';
 import { decodeKuraPayload, encodeKuraPayload } from './kura-payload.codec';
 import {
+  isPrintable,
   KuraMetric,
   KuraMetricType,
   KuraPayload,
@@ -16,6 +17,7 @@ import {
 } from './kura-payload';
 import { Metrics } from './metrics';
 import { MAX_EXCEPTION_MESSAGE_LENGTH, readCommandReply } from './requests';
+import { buildCommandReply } from './requests';
 import { readStatusReport } from './vpn-status';
 
 function mulberry32(seed: number): () => number {
@@ -87,8 +89,29 @@ describe('device input (seeded property tests)', () => {
     }
   }
 
+  /** A valid status reply with one metric replaced by a hostile one: readers meet near-valid input. */
+  function nearValid(): KuraMetric[] {
+    const valid = buildCommandReply({
+      code: 500,
+      exceptionMessage: text(),
+      status: {
+        connected: true,
+        ipAddress: '10.200.0.7',
+        status: 'connected',
+        statusCode: '004',
+        bootId: text() || 'b',
+        seq: 3,
+      },
+    }).metrics;
+    const i = Math.floor(random() * valid.length);
+    const hostile = randomMetric();
+    return valid.map((m, j) => (j === i ? { ...hostile, name: m.name } : m));
+  }
+
   function randomPayload(): KuraPayload {
-    const payload: KuraPayload = { metrics: Array.from({ length: Math.floor(random() * 12) }, randomMetric) };
+    const metrics =
+      random() < 0.5 ? nearValid() : Array.from({ length: Math.floor(random() * 12) }, randomMetric);
+    const payload: KuraPayload = { metrics };
     if (random() < 0.8) payload.timestamp = Math.trunc(pick(NASTY_NUMBERS.filter(Number.isFinite)));
     if (random() < 0.3) payload.body = Buffer.from(text(), 'utf8');
     return payload;
@@ -97,6 +120,7 @@ describe('device input (seeded property tests)', () => {
   const hasNul = (s: string | undefined) => s !== undefined && s.includes('\u0000');
 
   it('should read 3,000 random payloads without throwing, and return only storable values', () => {
+    let statuses = 0;
     for (let i = 0; i < 3000; i++) {
       // Through the codec as a device would send it (a FLOAT rounds, an INT64 may lose precision).
       let decoded: KuraPayload;
@@ -108,6 +132,7 @@ describe('device input (seeded property tests)', () => {
       }
       const status = readStatusReport(decoded);
       if (status) {
+        statuses++;
         expect(isPrintable(status.bootId)).toBe(true);
         expect(Number.isSafeInteger(status.seq) && status.seq >= 0).toBe(true);
       }
@@ -137,6 +162,8 @@ describe('device input (seeded property tests)', () => {
         expect(sentOn.getUTCFullYear()).toBeLessThanOrEqual(9999);
       }
     }
+    // The near-valid half really reaches the status checks.
+    expect(statuses).toBeGreaterThan(100);
   });
 
   it('should refuse or read 3,000 random byte strings, never crash', () => {
