@@ -30,6 +30,7 @@ const SCENARIOS = [
   'fleet-embedded',
   'fleet-mosquitto',
   'gateway-sync',
+  'tunnel-connect',
 ];
 
 const FULL = {
@@ -51,6 +52,7 @@ const FULL = {
     ceilingMs: 5000,
   },
   gateway: { peers: 10_000, changes: 200 },
+  tunnel: { rounds: 20, devices: 4, peers: 10_000 },
 };
 
 const QUICK = {
@@ -66,6 +68,7 @@ const QUICK = {
   settleMs: 500,
   ingest: { devices: 50, rates: [200, 500], stepMs: 1000, drainMs: 2000, ceilingMs: 800 },
   gateway: { peers: 1000, changes: 50 },
+  tunnel: { rounds: 3, devices: 2, peers: 500 },
 };
 
 const USAGE = `usage: node bench/run.js [--quick] [--only ids] [--skip ids] [--cpu-prof] [--keep-db]
