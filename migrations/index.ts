@@ -2,6 +2,7 @@ import { Init1763900000000 } from './1763900000000-Init';
 import { DevicesAndVpn1763910000000 } from './1763910000000-DevicesAndVpn';
 import { Gateways1795508699795 } from './1795508699795-Gateways';
 import { Sessions1795510562379 } from './1795510562379-Sessions';
+import { Hardening1795513469308 } from './1795513469308-Hardening';
 
 /**
  * Every migration, in order. A file generated with `npm run migration:generate`
@@ -13,4 +14,5 @@ export const MIGRATIONS: Function[] = [
   DevicesAndVpn1763910000000,
   Gateways1795508699795,
   Sessions1795510562379,
+  Hardening1795513469308,
 ];

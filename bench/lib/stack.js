@@ -68,6 +68,7 @@ function startApi(ctx, { name = 'api', mqttUrl, cpuProfDir } = {}) {
       JWT_SECRET: ctx.jwtSecret,
       MQTT_CLIENT_ID: clientId,
       NODE_ENV: 'production',
+      RATE_LIMIT_PER_MINUTE: '0',
     };
     if (mqttUrl) env.MQTT_URL = mqttUrl;
     // For experiments only (e.g. a -r preload); never set by the harness itself.

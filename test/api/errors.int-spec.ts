@@ -13,8 +13,11 @@ describe('Error responses', () => {
   const logs: Array<Record<string, unknown>> = [];
 
   beforeAll(async () => {
+    // Sign-in throttling counts per username and per client address; this file plays a client
+    // address of its own for the 429 test (X-Forwarded-For, trusted from loopback) and bounds
+    // each address at 10 failures like each username.
     api = await startTestApi(
-      { LOG_LEVEL: 'error' },
+      { LOG_LEVEL: 'error', TRUST_PROXY: 'loopback', LOGIN_MAX_FAILURES_PER_ADDRESS: '10' },
       { logDestination: { write: (line) => logs.push(JSON.parse(line) as Record<string, unknown>) } },
     );
     token = await login(api);
@@ -169,7 +172,7 @@ describe('Error responses', () => {
         .post('/v1/authentication/user')
         .send({ username: 'admin', password: 'not-the-password' });
       expectError(res, 401, 'AUTH_FAILED');
-      // A later success resets the failure count, so this test does not feed the rate limit.
+      // A later success resets the username's failure count (not the address's: one failure here).
       await login(api);
     });
   });
@@ -229,11 +232,18 @@ describe('Error responses', () => {
 
   it('should return 429 RATE_LIMITED with Retry-After after 10 failed sign-ins from one source', async () => {
     const bad = { username: `nobody-${suffix()}`, password: 'wrong-password' };
+    const source = '198.51.100.10';
     for (let i = 0; i < 10; i++) {
-      const res = await request(api.url).post('/v1/authentication/user').send(bad);
+      const res = await request(api.url)
+        .post('/v1/authentication/user')
+        .set('X-Forwarded-For', source)
+        .send(bad);
       expectError(res, 401, 'AUTH_FAILED');
     }
-    const res = await request(api.url).post('/v1/authentication/user').send(bad);
+    const res = await request(api.url)
+      .post('/v1/authentication/user')
+      .set('X-Forwarded-For', source)
+      .send(bad);
     expectError(res, 429, 'RATE_LIMITED');
     const retryAfter = Number(res.headers['retry-after']);
     expect(Number.isInteger(retryAfter)).toBe(true);
@@ -242,6 +252,7 @@ describe('Error responses', () => {
     // The right password is refused too while the source is throttled.
     const good = await request(api.url)
       .post('/v1/authentication/user')
+      .set('X-Forwarded-For', source)
       .send({ username: 'admin', password: 'admin-password-for-tests' });
     expectError(good, 429, 'RATE_LIMITED');
     // Bearer tokens already issued keep working.

@@ -180,9 +180,10 @@ describe('device VPN across restarts', () => {
       const before = await births(device);
       const mark = agent.lines.length;
 
-      // A second connection with the device's client id makes the broker drop the agent's.
+      // A second connection with the agent's MQTT client id ({account}:{clientId}) makes the
+      // broker drop the agent's.
       const intruder = connect(api.mqttUrl, {
-        clientId: device.credentials.clientId,
+        clientId: `${device.credentials.account}:${device.credentials.clientId}`,
         username: device.credentials.username,
         password: device.credentials.password,
         reconnectPeriod: 0,

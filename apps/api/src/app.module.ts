@@ -1,5 +1,6 @@
-import { DynamicModule, Module } from '@nestjs/common';
+import { DynamicModule, Module, type Provider } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
+import { ThrottlerModule } from '@nestjs/throttler';
 import { APP_CONFIG, type AppConfig } from './config/app-config';
 import { AppExceptionFilter } from './common/exception.filter';
 import { createValidationPipe } from './common/validation.pipe';
@@ -10,6 +11,8 @@ import { AccountsModule } from './accounts/accounts.module';
 import { ApiKeysModule } from './apikeys/api-keys.module';
 import { AuthGuard } from './auth/auth.guard';
 import { AuthModule } from './auth/auth.module';
+import { PrincipalRateLimitGuard } from './auth/rate-limit.guard';
+import { FixedWindowStorage } from './auth/rate-limit.storage';
 import { UsersModule } from './users/users.module';
 import { DevicesModule } from './devices/devices.module';
 import { VpnModule } from './vpn/vpn.module';
@@ -21,10 +24,24 @@ import { FendVpnModule } from './fendvpn/fendvpn.module';
 export class AppModule {
   /** The config is resolved before the module is built (embedded database URL, generated secrets). */
   static forRoot(config: AppConfig): DynamicModule {
+    const rateLimited = config.rateLimitPerMinute > 0;
+    // After the AuthGuard (global guards run in this order): the limit is per principal.
+    const rateLimit: Provider[] = rateLimited
+      ? [{ provide: APP_GUARD, useClass: PrincipalRateLimitGuard }]
+      : [];
     return {
       module: AppModule,
       global: true,
       imports: [
+        ...(rateLimited
+          ? [
+              ThrottlerModule.forRoot({
+                throttlers: [{ name: 'default', ttl: 60_000, limit: config.rateLimitPerMinute }],
+                setHeaders: false,
+                storage: new FixedWindowStorage(),
+              }),
+            ]
+          : []),
         DatabaseModule,
         MqttModule,
         HealthModule,
@@ -43,6 +60,7 @@ export class AppModule {
         { provide: APP_FILTER, useClass: AppExceptionFilter },
         { provide: APP_PIPE, useFactory: createValidationPipe },
         { provide: APP_GUARD, useExisting: AuthGuard },
+        ...rateLimit,
       ],
       exports: [APP_CONFIG],
     };

@@ -101,7 +101,8 @@ export class DeviceAgent {
     if (this.client !== undefined) throw new Error('agent already started');
     const { mqtt } = this.options;
     const clientOptions: IClientOptions = {
-      clientId: mqtt.clientId,
+      // The full form {account}:{clientId}: no device of another tenant can share it.
+      clientId: `${mqtt.account}:${mqtt.clientId}`,
       username: mqtt.username,
       password: mqtt.password,
       protocolVersion: 4,

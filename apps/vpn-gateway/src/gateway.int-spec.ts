@@ -376,7 +376,12 @@ async function startBroker(): Promise<void> {
   const gatewayClients = new WeakSet<object>();
   broker = createBroker({
     authenticate: (client, username, password, done) => {
-      if (username === GW_ID && password?.toString() === 'gateway-secret' && client.id === GW_ID) {
+      // The gateway connects with its full client id, {account}:{name}, as the cloud's broker wants.
+      if (
+        username === GW_ID &&
+        password?.toString() === 'gateway-secret' &&
+        client.id === `${ACCOUNT}:${GW_ID}`
+      ) {
         gatewayClients.add(client);
         return done(null, true);
       }

@@ -129,7 +129,8 @@ export class Gateway {
     if (this.client !== undefined) throw new Error('gateway already started');
     const { mqtt } = this.options.config;
     const clientOptions: IClientOptions = {
-      clientId: mqtt.clientId,
+      // The full form {account}:{clientId}: no device of another tenant can share it.
+      clientId: `${mqtt.account}:${mqtt.clientId}`,
       username: mqtt.username,
       password: mqtt.password,
       protocolVersion: 4,

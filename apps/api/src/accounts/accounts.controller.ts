@@ -38,7 +38,12 @@ export class AccountsController {
 
   @Post()
   @RequirePermission('account:write')
-  @ApiOperation({ summary: 'Create a child account' })
+  @ApiOperation({
+    summary: 'Create a child account',
+    description:
+      'Only admins of the root account may choose vpnSubnet (403 otherwise); other accounts get the next free block. ' +
+      'An account has at most ACCOUNT_MAX_CHILDREN children and a tenant at most ACCOUNT_MAX_DESCENDANTS accounts below it (409).',
+  })
   @ApiCreatedResponse({ type: AccountDto })
   @ApiErrors(400, 409)
   create(
@@ -46,7 +51,7 @@ export class AccountsController {
     @CurrentPrincipal() principal: Principal,
     @Body() body: CreateAccountDto,
   ): Promise<AccountDto> {
-    return this.accounts.create(scope, body, actorId(principal));
+    return this.accounts.create(scope, body, principal);
   }
 
   @Get(':accountId')

@@ -1,7 +1,7 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
-import { DataSource, Like, Not, Repository, type FindOptionsWhere } from 'typeorm';
+import { DataSource, Like, Not, Repository, type EntityManager, type FindOptionsWhere } from 'typeorm';
 import { AppError } from '../common/app-error';
 import {
   isExclusionViolation,
@@ -11,7 +11,8 @@ import {
 } from '../common/db-errors';
 import { toListResult, type ListResult } from '../common/list';
 import { updateWithOptlock } from '../common/optlock';
-import type { RequestScope } from '../auth/principal';
+import { APP_CONFIG, type AppConfig } from '../config/app-config';
+import { actorId, isRootAdmin, type Principal, type RequestScope } from '../auth/principal';
 import { Account } from './account.entity';
 import {
   toAccountDto,
@@ -31,6 +32,7 @@ export class AccountsService {
     @InjectRepository(Account) private readonly accounts: Repository<Account>,
     private readonly dataSource: DataSource,
     private readonly subnets: VpnSubnetAllocator,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   /** An account visible from `scope`: the scope itself or any descendant. */
@@ -61,13 +63,26 @@ export class AccountsService {
     return toAccountDto(account);
   }
 
-  /** Creates a child of `scope`; without a vpnSubnet, the next free block is allocated. */
-  async create(scope: RequestScope, dto: CreateAccountDto, actor: string | null): Promise<AccountDto> {
+  /**
+   * Creates a child of `scope`. Only an admin of the root account may choose its vpnSubnet;
+   * every other account gets the next free block of the supernet. Within the allocation lock
+   * (so concurrent creations cannot overshoot), the quotas: children of `scope`, and accounts
+   * below each tenant ancestor (the root account has neither quota).
+   */
+  async create(scope: RequestScope, dto: CreateAccountDto, principal: Principal): Promise<AccountDto> {
+    const byRootAdmin = isRootAdmin(principal);
+    if (dto.vpnSubnet !== undefined && !byRootAdmin) {
+      throw AppError.forbidden(
+        'Only administrators of the root account may choose a vpnSubnet; leave it out to get one allocated',
+      );
+    }
+    const actor = actorId(principal);
     const id = randomUUID();
     try {
       const saved = await this.dataSource.transaction(async (em) => {
         await this.subnets.lock(em);
-        const vpnSubnet = dto.vpnSubnet ?? (await this.subnets.nextFree(em));
+        await this.checkQuotas(em, scope);
+        const vpnSubnet = dto.vpnSubnet ?? (await this.subnets.nextFree(em, { byRootAdmin }));
         const account = em.getRepository(Account).create({
           id,
           scopeId: scope.id,
@@ -98,6 +113,29 @@ export class AccountsService {
       }
       if (pgInvalidCidr(err)) throw AppError.invalid('Invalid vpnSubnet', 'vpnSubnet has host bits set');
       throw err;
+    }
+  }
+
+  /** 409 when `scope` may not have another child, or a tenant above it another account below it. */
+  private async checkQuotas(em: EntityManager, scope: RequestScope): Promise<void> {
+    const ids = scope.path.split('/').filter(Boolean);
+    if (ids.length <= 1) return; // the root account: it creates the tenants
+    const quotaReached = (details: string) => new AppError('CONFLICT', 'Account quota reached', details);
+    const children = await em.getRepository(Account).count({ where: { scopeId: scope.id } });
+    if (children >= this.config.accountMaxChildren) {
+      throw quotaReached(`An account may have at most ${this.config.accountMaxChildren} child accounts`);
+    }
+    // Every ancestor below the root, and the scope itself: "/root/a/", "/root/a/b/", …
+    const paths = ids.slice(1).map((_, i) => `/${ids.slice(0, i + 2).join('/')}/`);
+    const rows: Array<{ below: number }> = await em.query(
+      `SELECT (SELECT count(*) FROM account d WHERE starts_with(d.path, p))::int - 1 AS below
+         FROM unnest($1::text[]) AS p`,
+      [paths],
+    );
+    if (rows.some((r) => r.below >= this.config.accountMaxDescendants)) {
+      throw quotaReached(
+        `A tenant may have at most ${this.config.accountMaxDescendants} accounts below it, at any depth`,
+      );
     }
   }
 

@@ -6,10 +6,22 @@ import { AppError } from '../common/app-error';
 /** Serialises subnet allocation across instances (transaction-scoped advisory lock). */
 const SUBNET_LOCK_KEY = 0x5650_4e31;
 
+const ipv4ToInt = (ip: string): number => ip.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+
+/** Who the subnet is for: an account created by an admin of the root account, or by anyone else. */
+export interface AllocationRequest {
+  /** false: the last VPN_SUBNET_RESERVE blocks are off limits, and "no space" says nothing more. */
+  byRootAdmin: boolean;
+}
+
 /**
  * Hands each account a VPN subnet that overlaps no other: the first free block
  * of VPN_SUBNET_PREFIX inside VPN_SUPERNET. The exclusion constraint on
  * account.vpn_subnet is the backstop; the lock just avoids losing races.
+ *
+ * Accounts created by tenants (anyone but an admin of the root account) may not take the last
+ * VPN_SUBNET_RESERVE free blocks: the root account can always create a new tenant, whatever
+ * the existing tenants did with their quotas.
  */
 @Injectable()
 export class VpnSubnetAllocator {
@@ -19,11 +31,14 @@ export class VpnSubnetAllocator {
     await em.query('SELECT pg_advisory_xact_lock($1)', [SUBNET_LOCK_KEY]);
   }
 
-  async nextFree(em: EntityManager): Promise<string> {
+  async nextFree(em: EntityManager, request: AllocationRequest = { byRootAdmin: true }): Promise<string> {
     const [network, superPrefix] = this.config.vpnSupernet.split('/');
     const prefix = this.config.vpnSubnetPrefix;
     const blocks = 2 ** (prefix - Number(superPrefix));
     const blockSize = 2 ** (32 - prefix);
+    if (!request.byRootAdmin && (await this.freeBlocks(em)) <= this.config.vpnSubnetReserve) {
+      throw this.noSpace(request);
+    }
     const rows: Array<{ subnet: string }> = await em.query(
       `SELECT set_masklen($1::inet + g * $3::bigint, $2)::cidr::text AS subnet
          FROM generate_series(0, $4::bigint - 1) AS g
@@ -33,13 +48,51 @@ export class VpnSubnetAllocator {
         LIMIT 1`,
       [network, prefix, blockSize, blocks],
     );
-    if (!rows[0]) {
-      throw new AppError(
-        'CONFLICT',
-        'No free VPN subnet',
-        `${this.config.vpnSupernet} has no free /${prefix} block left`,
-      );
-    }
+    if (!rows[0]) throw this.noSpace(request);
     return rows[0].subnet;
+  }
+
+  /** Blocks of the supernet no account subnet touches (one query, the arithmetic here). */
+  async freeBlocks(em: EntityManager): Promise<number> {
+    const [network, superPrefix] = this.config.vpnSupernet.split('/');
+    const blockSize = 2 ** (32 - this.config.vpnSubnetPrefix);
+    const superSize = 2 ** (32 - Number(superPrefix));
+    const superStart = Math.floor(ipv4ToInt(network) / superSize) * superSize;
+    const superEnd = superStart + superSize - 1;
+    const rows: Array<{ net: string; len: number }> = await em.query(
+      `SELECT host(network(vpn_subnet)) AS net, masklen(vpn_subnet) AS len
+         FROM account WHERE vpn_subnet && $1::cidr`,
+      [this.config.vpnSupernet],
+    );
+    const used = rows
+      .map((r) => {
+        const start = Math.max(ipv4ToInt(r.net), superStart);
+        const end = Math.min(ipv4ToInt(r.net) + 2 ** (32 - r.len) - 1, superEnd);
+        return [Math.floor((start - superStart) / blockSize), Math.floor((end - superStart) / blockSize)];
+      })
+      .sort((a, b) => a[0] - b[0]);
+    let taken = 0;
+    let reach = -1;
+    for (const [first, last] of used) {
+      if (last <= reach) continue;
+      taken += last - Math.max(first, reach + 1) + 1;
+      reach = last;
+    }
+    return superSize / blockSize - taken;
+  }
+
+  /** Root admins learn which supernet is full; a tenant learns nothing about the address space. */
+  private noSpace(request: AllocationRequest): AppError {
+    return request.byRootAdmin
+      ? new AppError(
+          'CONFLICT',
+          'No free VPN subnet',
+          `${this.config.vpnSupernet} has no free /${this.config.vpnSubnetPrefix} block left`,
+        )
+      : new AppError(
+          'CONFLICT',
+          'No VPN subnet available',
+          'No address space is left for new accounts; ask the operator of the service',
+        );
   }
 }

@@ -8,6 +8,7 @@ import { actorId, type Principal } from '../auth/principal';
 import { roleWithin } from '../auth/roles';
 import { digest, generateSecret } from '../auth/secrets';
 import { TokenService } from '../auth/token.service';
+import { deleteApiKeysCreatedBy } from './api-key-creator';
 import { ApiKey } from './api-key.entity';
 import { formatApiKey } from './api-key.format';
 import {
@@ -65,9 +66,13 @@ export class ApiKeysService {
     return { ...toApiKeyDto(saved), apiKey: formatApiKey(id, secret) };
   }
 
+  /** Deletes the key, revokes its tokens, and deletes the keys it created (transitively). */
   async delete(scopeId: string, id: string): Promise<void> {
-    const result = await this.keys.delete({ scopeId, id });
-    if (!result.affected) throw AppError.notFound('API key', `No API key ${id} in this scope`);
-    await this.tokens.revokeAllOf({ apiKeyId: id });
+    await this.keys.manager.transaction(async (em) => {
+      const result = await em.getRepository(ApiKey).delete({ scopeId, id });
+      if (!result.affected) throw AppError.notFound('API key', `No API key ${id} in this scope`);
+      await deleteApiKeysCreatedBy(em, id);
+      await this.tokens.revokeAllOf({ apiKeyId: id }, em);
+    });
   }
 }

@@ -23,7 +23,7 @@ export class AuthController {
   @HttpCode(200)
   @ApiOperation({ summary: 'Sign in with username and password' })
   @ApiOkResponse({ type: AccessTokenDto })
-  @ApiErrors(400, 401, 429)
+  @ApiErrors(400, 401, 429, 503)
   login(@Ip() ip: string, @Body() body: UserCredentialsDto): Promise<AccessTokenDto> {
     return this.auth.loginUser(ip, body.username, body.password);
   }
@@ -33,7 +33,7 @@ export class AuthController {
   @HttpCode(200)
   @ApiOperation({ summary: 'Sign in with an API key' })
   @ApiOkResponse({ type: AccessTokenDto })
-  @ApiErrors(400, 401, 429)
+  @ApiErrors(400, 401, 429, 503)
   loginApiKey(@Ip() ip: string, @Body() body: ApiKeyCredentialsDto): Promise<AccessTokenDto> {
     return this.auth.loginApiKey(ip, body.apiKey);
   }
@@ -43,7 +43,7 @@ export class AuthController {
   @HttpCode(200)
   @ApiOperation({ summary: 'Rotate a token pair: the old access and refresh tokens stop working' })
   @ApiOkResponse({ type: AccessTokenDto })
-  @ApiErrors(400, 401, 429)
+  @ApiErrors(400, 401, 429, 503)
   refresh(@Ip() ip: string, @Body() body: RefreshTokenDto): Promise<AccessTokenDto> {
     return this.auth.refresh(ip, body.tokenId, body.refreshToken);
   }

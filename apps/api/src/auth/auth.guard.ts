@@ -3,12 +3,11 @@ import { Reflector } from '@nestjs/core';
 import { DataSource } from 'typeorm';
 import { AppError } from '../common/app-error';
 import { IS_PUBLIC } from '../common/public.decorator';
+import { UUID_PATTERN } from '../common/uuid.pipe';
 import { ANY_AUTHENTICATED, REQUIRED_PERMISSION } from './auth.decorators';
 import type { AuthenticatedRequest, Principal, RequestScope } from './principal';
 import type { Permission } from './roles';
 import { TokenService } from './token.service';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * The global guard: authenticates the bearer token, resolves `{scopeId}`
@@ -57,7 +56,11 @@ export class AuthGuard implements CanActivate {
     const principal = await this.tokens.authenticate(match[1]);
     req.principal = principal;
     const scopeParam = req.params?.scopeId;
-    if (typeof scopeParam === 'string') req.scope = await this.resolveScope(principal, scopeParam);
+    if (typeof scopeParam === 'string') {
+      req.scope = await this.resolveScope(principal, scopeParam);
+      // Anything that reads the raw parameter sees the canonical id too.
+      if (scopeParam !== '_') req.params.scopeId = req.scope.id;
+    }
     if (!permission) throw AppError.forbidden('This route declares no permission');
     if (permission === ANY_AUTHENTICATED) return;
     if (!principal.permissions.has(permission)) {
@@ -65,17 +68,24 @@ export class AuthGuard implements CanActivate {
     }
   }
 
+  /**
+   * The scope id is normalised here, where it enters: lower case (the canonical spelling of a
+   * UUID, as Postgres prints it), so `{SCOPE-IN-UPPERCASE}` is the caller's own account to every
+   * comparison that follows, not some other id.
+   */
   private async resolveScope(principal: Principal, raw: string): Promise<RequestScope> {
-    if (raw === '_' || raw === principal.scopeId) return { id: principal.scopeId, path: principal.scopePath };
-    if (!UUID.test(raw)) throw AppError.invalid('Invalid scopeId', 'scopeId must be a UUID or _');
+    if (raw === '_') return { id: principal.scopeId, path: principal.scopePath };
+    if (!UUID_PATTERN.test(raw)) throw AppError.invalid('Invalid scopeId', 'scopeId must be a UUID or _');
+    const id = raw.toLowerCase();
+    if (id === principal.scopeId) return { id: principal.scopeId, path: principal.scopePath };
     const rows: Array<{ path: string }> = await this.dataSource.query(
       'SELECT path FROM account WHERE id = $1',
-      [raw],
+      [id],
     );
     const path = rows[0]?.path;
     if (!path || !path.startsWith(principal.scopePath)) {
       throw AppError.forbidden("The scope is outside the caller's accounts");
     }
-    return { id: raw, path };
+    return { id, path };
   }
 }

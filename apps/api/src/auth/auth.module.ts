@@ -12,6 +12,7 @@ import { AuthGuard } from './auth.guard';
 import { AuthService } from './auth.service';
 import { FirstStartService } from './first-start.service';
 import { LoginThrottle } from './login-throttle';
+import { TokenPurger } from './token-purger';
 import { TokenService } from './token.service';
 
 @Module({
@@ -30,7 +31,7 @@ import { TokenService } from './token.service';
     }),
   ],
   controllers: [AuthController],
-  providers: [TokenService, AuthService, LoginThrottle, AuthGuard, FirstStartService],
+  providers: [TokenService, AuthService, LoginThrottle, AuthGuard, FirstStartService, TokenPurger],
   exports: [TokenService, AuthGuard, AuthService],
 })
 export class AuthModule {}

@@ -1,46 +1,140 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
+import { createHash } from 'node:crypto';
+import { isIPv6 } from 'node:net';
+import { DataSource } from 'typeorm';
+import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { AppError } from '../common/app-error';
 
-const WINDOW_MS = 5 * 60 * 1000;
-const MAX_FAILURES = 10;
-const MAX_SOURCES = 100_000;
+/** What one sign-in attempt is counted against: its client address and, for passwords, its username. */
+export interface ThrottleSubject {
+  address: string;
+  username?: string;
+}
+
+interface Counter {
+  key: Buffer;
+  limit: number;
+  isUser: boolean;
+}
+
+/** The counters of one attempt, as read by check(); hand it to fail() or succeed(). */
+export interface ThrottleTicket {
+  counters: Counter[];
+  /** The username's counter has failures in the current window (a success must clear it). */
+  userCounted: boolean;
+}
 
 /**
- * Throttles repeated authentication failures from one source (client address).
- * Kept in memory per instance: a bound on guessing, not an accounting system;
- * with N instances behind a balancer the bound is N times looser (see docs/decisions.md).
+ * Client addresses as counted: IPv4-mapped IPv6 as IPv4, other IPv6 addresses by their /64
+ * (one host usually holds a whole /64, so counting single addresses would count nothing).
+ */
+export function normalizeAddress(address: string | undefined): string {
+  if (!address) return 'unknown';
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return mapped[1];
+  if (!isIPv6(address)) return address;
+  const [head, tail = ''] = address.split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const groups = address.includes('::')
+    ? [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right]
+    : left;
+  return `${groups
+    .slice(0, 4)
+    .map((g) => parseInt(g || '0', 16).toString(16))
+    .join(':')}::/64`;
+}
+
+const digestOf = (kind: string, name: string): Buffer =>
+  createHash('sha256').update(`${kind}\u0000${name}`, 'utf8').digest();
+
+/**
+ * Throttles failed sign-ins (passwords, API keys, refresh tokens; REST and FendVPN alike, since
+ * both go through AuthService). Failures are counted per username and per client address,
+ * separately, each in a fixed window that starts at its first failure: a username at its bound
+ * is refused from every address (guessing one account), an address at its bound is refused for
+ * every username (spraying many). A success clears its own username's counter only, never the
+ * address's, so signing in with one's own account does not reset a guessing run.
+ *
+ * The counters live in Postgres (table login_failure), so every API instance sees the same
+ * numbers: one read per attempt, one upsert per failure, one delete per success that follows
+ * failures. Concurrent attempts read before any of them fails, so a burst can overshoot a bound
+ * by the number of attempts in flight at once (password hashing admits two at a time per instance).
  */
 @Injectable()
 export class LoginThrottle {
-  private readonly failures = new Map<string, { count: number; since: number }>();
+  constructor(
+    private readonly dataSource: DataSource,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
 
-  check(source: string): void {
-    const entry = this.failures.get(source);
-    if (!entry) return;
-    const age = Date.now() - entry.since;
-    if (age > WINDOW_MS) {
-      this.failures.delete(source);
-      return;
+  /** Refuses (429 with Retry-After) when a counter of this attempt is at its bound. */
+  async check(subject: ThrottleSubject): Promise<ThrottleTicket> {
+    const counters: Counter[] = [
+      {
+        key: digestOf('address', normalizeAddress(subject.address)),
+        limit: this.config.loginMaxFailuresPerAddress,
+        isUser: false,
+      },
+    ];
+    if (subject.username !== undefined) {
+      counters.push({
+        key: digestOf('user', subject.username),
+        limit: this.config.loginMaxFailuresPerUser,
+        isUser: true,
+      });
     }
-    if (entry.count >= MAX_FAILURES) {
-      const retryAfter = Math.ceil((WINDOW_MS - age) / 1000);
+    const rows: Array<{ key: Buffer; failures: number; remaining: number }> = await this.dataSource.query(
+      `SELECT key, failures,
+              EXTRACT(EPOCH FROM window_start + $2 * interval '1 second' - now())::float8 AS remaining
+         FROM login_failure
+        WHERE key = ANY($1::bytea[]) AND window_start > now() - $2 * interval '1 second'`,
+      [counters.map((c) => c.key), this.config.loginWindowSeconds],
+    );
+    let retryAfter = 0;
+    let userCounted = false;
+    for (const row of rows) {
+      const counter = counters.find((c) => c.key.equals(row.key));
+      if (!counter) continue;
+      if (counter.isUser) userCounted = true;
+      if (row.failures >= counter.limit) retryAfter = Math.max(retryAfter, Math.ceil(row.remaining), 1);
+    }
+    if (retryAfter > 0) {
       throw new AppError('RATE_LIMITED', 'Too many failed attempts', `Try again in ${retryAfter} s`, {
         'Retry-After': String(retryAfter),
       });
     }
+    return { counters, userCounted };
   }
 
-  fail(source: string): void {
-    const now = Date.now();
-    const entry = this.failures.get(source);
-    if (!entry || now - entry.since > WINDOW_MS) {
-      if (this.failures.size >= MAX_SOURCES)
-        this.failures.delete(this.failures.keys().next().value as string);
-      this.failures.set(source, { count: 1, since: now });
-    } else entry.count++;
+  /** Counts a failure against every counter of the attempt (one statement). */
+  async fail(ticket: ThrottleTicket): Promise<void> {
+    // A fixed order, so two attempts upserting the same rows never wait on each other in a cycle.
+    const keys = ticket.counters.map((c) => c.key).sort((a, b) => Buffer.compare(a, b));
+    await this.dataSource.query(
+      `INSERT INTO login_failure AS f (key, failures, window_start)
+       SELECT k, 1, now() FROM unnest($1::bytea[]) AS k
+       ON CONFLICT (key) DO UPDATE SET
+         failures = CASE WHEN f.window_start <= now() - $2 * interval '1 second' THEN 1 ELSE f.failures + 1 END,
+         window_start = CASE WHEN f.window_start <= now() - $2 * interval '1 second' THEN now() ELSE f.window_start END`,
+      [keys, this.config.loginWindowSeconds],
+    );
   }
 
-  succeed(source: string): void {
-    this.failures.delete(source);
+  /** A success clears the username's counter (if it had one); the address's stays. */
+  async succeed(ticket: ThrottleTicket): Promise<void> {
+    const user = ticket.counters.find((c) => c.isUser);
+    if (!user || !ticket.userCounted) return;
+    await this.dataSource.query('DELETE FROM login_failure WHERE key = $1', [user.key]);
+  }
+
+  /** Deletes counters whose window is over (the periodic purge). */
+  async purge(): Promise<number> {
+    // TypeORM answers a DELETE with [rows, rowCount].
+    const [, affected] = await this.dataSource.query<[unknown, number]>(
+      `DELETE FROM login_failure WHERE window_start <= now() - $1 * interval '1 second'`,
+      [this.config.loginWindowSeconds],
+    );
+    return affected;
   }
 }

@@ -18,6 +18,14 @@ export function actorId(principal: Principal): string | null {
   return principal.userId ?? principal.apiKeyId;
 }
 
+/**
+ * An admin (user or API key) of the root account: the operator of the service. Only they choose
+ * VPN subnets by hand, and only their accounts may use the reserved end of the address space.
+ */
+export function isRootAdmin(principal: Principal): boolean {
+  return principal.role === 'admin' && principal.scopePath === `/${principal.scopeId}/`;
+}
+
 /** The scope a request acts in: `{scopeId}` of the route, `_` resolved, checked against the caller's subtree. */
 export interface RequestScope {
   id: string;

@@ -2,9 +2,10 @@ import { Inject, Injectable } from '@nestjs/common';
 import { JwtService } from '@nestjs/jwt';
 import { InjectRepository } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
-import { DataSource, IsNull, Repository } from 'typeorm';
+import { DataSource, IsNull, Repository, type EntityManager } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { AppError } from '../common/app-error';
+import { apiKeyCreatorExists } from '../apikeys/api-key-creator';
 import { AccessToken } from './access-token.entity';
 import type { Principal } from './principal';
 import { ROLE_PERMISSIONS, ROLES, type Role } from './roles';
@@ -112,7 +113,8 @@ export class TokenService {
     const rows: PrincipalRow[] = await this.dataSource.query(
       `SELECT t.revoked_on, t.expires_on, t.scope_id, t.user_id, t.api_key_id,
               COALESCE(u.role, k.role) AS role,
-              CASE WHEN t.user_id IS NOT NULL THEN u.enabled ELSE k.id IS NOT NULL END AS active,
+              CASE WHEN t.user_id IS NOT NULL THEN u.enabled
+                   ELSE k.id IS NOT NULL AND ${apiKeyCreatorExists('k')} END AS active,
               a.path
          FROM access_token t
          JOIN account a ON a.id = t.scope_id
@@ -166,8 +168,29 @@ export class TokenService {
     await this.tokens.update({ id: tokenId, revokedOn: IsNull() }, { revokedOn: new Date() });
   }
 
+  /**
+   * Deletes token rows nobody can use any more: past both their access and refresh expiry, or
+   * revoked and past their access expiry (a missing row is refused like a revoked one).
+   */
+  async purgeExpired(batch = 5000): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const [, affected] = await this.dataSource.query<[unknown, number]>(
+        `DELETE FROM access_token WHERE id IN (
+           SELECT id FROM access_token
+            WHERE GREATEST(expires_on, refresh_expires_on) < now()
+               OR (revoked_on IS NOT NULL AND expires_on < now())
+            LIMIT $1)`,
+        [batch],
+      );
+      total += affected;
+      if (affected < batch) return total;
+    }
+  }
+
   /** Revokes every live token of a user or API key (on delete, disable or password change). */
-  async revokeAllOf(subject: { userId: string } | { apiKeyId: string }): Promise<void> {
-    await this.tokens.update({ ...subject, revokedOn: IsNull() }, { revokedOn: new Date() });
+  async revokeAllOf(subject: { userId: string } | { apiKeyId: string }, em?: EntityManager): Promise<void> {
+    const repo = em ? em.getRepository(AccessToken) : this.tokens;
+    await repo.update({ ...subject, revokedOn: IsNull() }, { revokedOn: new Date() });
   }
 }

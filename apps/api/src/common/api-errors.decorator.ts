@@ -1,5 +1,5 @@
 import { applyDecorators } from '@nestjs/common';
-import { ApiBearerAuth, ApiResponse } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiResponse, DECORATORS } from '@nestjs/swagger';
 import { ErrorBodyDto } from './error-body.dto';
 
 const DESCRIPTIONS: Record<number, string> = {
@@ -8,23 +8,41 @@ const DESCRIPTIONS: Record<number, string> = {
   403: "FORBIDDEN: the scope is outside the caller's accounts, or the role lacks the permission",
   404: 'NOT_FOUND',
   409: 'ENTRY_EXISTS, OPTLOCK_CONFLICT or another conflict',
-  429: 'RATE_LIMITED',
+  429: 'RATE_LIMITED: too many requests (Retry-After says when to retry)',
   500: 'INTERNAL_ERROR or STORAGE_ERROR',
   502: 'DEVICE_ERROR: the device answered with an error',
-  503: 'SERVICE_UNAVAILABLE',
+  503: 'SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After)',
   504: 'DEVICE_TIMEOUT: the device did not answer in time',
 };
 
-/** Documents the error responses of a route with the error body schema. */
+/**
+ * Documents the error responses of a route with the error body schema. A status the route
+ * already documents is left as it is (ApiAuthenticated and ApiErrors on one route would
+ * otherwise concatenate their descriptions).
+ */
 export function ApiErrors(...statuses: number[]): MethodDecorator & ClassDecorator {
-  return applyDecorators(
-    ...statuses.map((status) =>
-      ApiResponse({ status, description: DESCRIPTIONS[status], type: ErrorBodyDto }),
-    ),
-  );
+  return (target: object, key?: string | symbol, descriptor?: PropertyDescriptor) => {
+    const holder: object = descriptor ? (descriptor.value as object) : target;
+    const documented = (Reflect.getMetadata(DECORATORS.API_RESPONSE, holder) ?? {}) as Record<
+      string,
+      unknown
+    >;
+    const missing = statuses.filter((status) => !(String(status) in documented));
+    const decorate = applyDecorators(
+      ...missing.map((status) =>
+        ApiResponse({ status, description: DESCRIPTIONS[status], type: ErrorBodyDto }),
+      ),
+    );
+    // applyDecorators' result serves classes and methods alike.
+    decorate(target, key, descriptor);
+  };
 }
 
-/** A route behind the bearer token: documents the security scheme and the auth errors. */
+/**
+ * A route behind the bearer token: documents the security scheme and the errors any such route
+ * can answer: a malformed scope, query or body (400), the token (401), the scope or role (403),
+ * the per-principal rate limit (429), and the database (500, 503).
+ */
 export function ApiAuthenticated(): MethodDecorator & ClassDecorator {
-  return applyDecorators(ApiBearerAuth('bearer'), ApiErrors(401, 403, 500));
+  return applyDecorators(ApiBearerAuth('bearer'), ApiErrors(400, 401, 403, 429, 500, 503));
 }

@@ -2,6 +2,18 @@ import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@n
 import type { Request, Response } from 'express';
 import { QueryFailedError } from 'typeorm';
 import { AppError, ErrorBody, ErrorCode } from './app-error';
+import { pgCode } from './db-errors';
+import { isDbUnavailableError } from './transient-retry';
+
+/** Seconds a client is asked to wait when the database is unreachable. */
+const DB_RETRY_AFTER_SECONDS = 5;
+
+/**
+ * SQLSTATEs a request's values cause (class 22, data exception): a number out of range, text
+ * that is not a valid value of its type, a character the encoding cannot hold, a string too long.
+ * Validation should refuse these first; if one slips through, it is still the client's 400.
+ */
+const CLIENT_DATA_ERRORS = new Set(['22001', '22003', '22007', '22008', '22021', '22P02', '22P05']);
 
 const HTTP_STATUS_CODES: Record<number, ErrorCode> = {
   400: 'INVALID_ARGUMENT',
@@ -87,6 +99,10 @@ export class AppExceptionFilter implements ExceptionFilter {
       if (parserError.type.startsWith('encoding.') || parserError.type === 'charset.unsupported') {
         return this.simple(415, 'INVALID_ARGUMENT', 'Unsupported body encoding', parserError.type);
       }
+      // Any other refusal of a body parser (too deeply nested form data, too many parameters…).
+      if (typeof parserError.status === 'number' && parserError.status >= 400 && parserError.status < 500) {
+        return this.simple(400, 'INVALID_ARGUMENT', 'Malformed body', parserError.type);
+      }
     }
     if (exception instanceof HttpException) {
       const status = exception.getStatus();
@@ -104,6 +120,39 @@ export class AppExceptionFilter implements ExceptionFilter {
       return this.simple(status, code, this.titleFor(code), details);
     }
     const requestId = String(req.id ?? '');
+    if (isDbUnavailableError(exception)) {
+      this.logger.error(
+        {
+          requestId,
+          err:
+            exception instanceof QueryFailedError
+              ? storageErrorForLog(exception as QueryFailedError<Error>)
+              : exception,
+        },
+        'database unavailable',
+      );
+      return {
+        ...this.simple(
+          503,
+          'SERVICE_UNAVAILABLE',
+          'Service unavailable',
+          `The database cannot be reached; retry later (request id ${requestId})`,
+        ),
+        headers: { 'Retry-After': String(DB_RETRY_AFTER_SECONDS) },
+      };
+    }
+    if (exception instanceof QueryFailedError && CLIENT_DATA_ERRORS.has(pgCode(exception) ?? '')) {
+      this.logger.warn(
+        { requestId, err: storageErrorForLog(exception as QueryFailedError<Error>) },
+        'a value the database refused',
+      );
+      return this.simple(
+        400,
+        'INVALID_ARGUMENT',
+        'Invalid argument',
+        'A value is out of range or not valid for its field',
+      );
+    }
     if (exception instanceof QueryFailedError) {
       this.logger.error(
         { requestId, err: storageErrorForLog(exception as QueryFailedError<Error>) },

@@ -1,6 +1,25 @@
+import { applyDecorators } from '@nestjs/common';
+import { ApiProperty } from '@nestjs/swagger';
+import { IsInt, Max, Min } from 'class-validator';
 import type { FindOptionsWhere, ObjectLiteral, Repository } from 'typeorm';
 import type { QueryDeepPartialEntity } from 'typeorm/query-builder/QueryPartialEntity';
 import { AppError } from './app-error';
+
+/** The optlock column is a Postgres integer: larger values would fail in the database (a 500). */
+export const MAX_OPTLOCK = 2_147_483_647;
+
+/**
+ * The optlock field of every update body: a required integer from 0 to 2^31-1. One decorator,
+ * so no update DTO can accept a value the column cannot hold.
+ */
+export function OptlockField(description?: string): PropertyDecorator {
+  return applyDecorators(
+    ApiProperty({ ...(description ? { description } : {}), minimum: 0, maximum: MAX_OPTLOCK }),
+    IsInt(),
+    Min(0),
+    Max(MAX_OPTLOCK),
+  );
+}
 
 /**
  * Applies `changes` only if the row still has the optlock value the caller read;

@@ -8,15 +8,33 @@ import { QueryFailedError } from 'typeorm';
 export function isTransientDbError(err: unknown): boolean {
   if (err instanceof QueryFailedError) {
     const code = (err.driverError as { code?: string } | undefined)?.code ?? '';
-    return code.startsWith('08') || code.startsWith('57P') || code === '40001' || code === '40P01';
+    if (code === '40001' || code === '40P01') return true;
   }
-  const code = (err as { code?: string } | null)?.code;
+  return isDbUnavailableError(err);
+}
+
+/**
+ * True when the database cannot be reached or is not accepting work: connection refused, reset
+ * or timed out, the connection dropped, SQLSTATE classes 08 (connection exception) and 57P
+ * (shutdown, cannot connect now), 53300 (too many connections). The API answers these with 503.
+ */
+export function isDbUnavailableError(err: unknown): boolean {
+  if (err instanceof QueryFailedError) {
+    const code = (err.driverError as { code?: string } | undefined)?.code ?? '';
+    return code.startsWith('08') || code.startsWith('57P') || code === '53300';
+  }
+  // Duck-typed: errors of node:net come from another realm under Jest's VM, where instanceof Error fails.
+  if (typeof err !== 'object' || err === null) return false;
+  const { code, message } = err as { code?: unknown; message?: unknown };
   return (
-    err instanceof Error &&
+    typeof message === 'string' &&
     (code === 'ECONNREFUSED' ||
       code === 'ECONNRESET' ||
       code === 'ETIMEDOUT' ||
-      /Connection terminated|timeout exceeded when trying to connect/i.test(err.message))
+      code === 'EHOSTUNREACH' ||
+      (typeof code === 'string' && /^(08|57P)/.test(code)) ||
+      code === '53300' ||
+      /Connection terminated|timeout exceeded when trying to connect/i.test(message))
   );
 }
 

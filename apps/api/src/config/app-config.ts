@@ -18,6 +18,17 @@ export interface AppConfig {
   mqttClientId: string;
   /** false (default): a persistent session, so nothing is lost while the cloud reconnects. */
   mqttCleanSession: boolean;
+  /** Limits of the embedded broker against clients that flood it (see mqtt/connection-guard.ts). */
+  mqttLimits: {
+    /** Largest MQTT packet from an authenticated client. */
+    maxPacketBytes: number;
+    /** Largest packet before authentication (the CONNECT: client id, will, credentials). */
+    maxConnectBytes: number;
+    /** Connections from one address that have not authenticated yet. */
+    maxUnauthenticatedPerAddress: number;
+    /** How long a connection may take to send its CONNECT and be authenticated. */
+    connectTimeoutMs: number;
+  };
   /** Group name for `$share/...` subscriptions when several API instances share a broker. */
   mqttSharedGroup?: string;
   dataDir: string;
@@ -46,6 +57,25 @@ export interface AppConfig {
   /** The base URL clients are told to use (FendVPN discovery); derived from the request when unset. */
   publicUrl?: string;
   bodyLimit: string;
+  /**
+   * Express "trust proxy": which hops may set X-Forwarded-For (the client address used by the
+   * sign-in throttle). Unset: none; the TCP peer is the client.
+   */
+  trustProxy?: string | number;
+  /** Failed sign-ins counted per username and per client address within loginWindowSeconds. */
+  loginMaxFailuresPerUser: number;
+  loginMaxFailuresPerAddress: number;
+  loginWindowSeconds: number;
+  /** Requests per minute per principal (user or API key) on authenticated routes; 0 = no limit. */
+  rateLimitPerMinute: number;
+  /** Direct child accounts an account may have (the root account is exempt). */
+  accountMaxChildren: number;
+  /** Accounts below an account, at any depth (the root account is exempt). */
+  accountMaxDescendants: number;
+  /** Blocks of vpnSupernet that only accounts created by root-account admins may take. */
+  vpnSubnetReserve: number;
+  /** How often expired access tokens and stale sign-in counters are deleted. */
+  tokenPurgeIntervalMs: number;
 }
 
 export class ConfigError extends Error {
@@ -95,6 +125,24 @@ function url(env: Env, name: string, protocols: string[]): string | undefined {
     throw new ConfigError(name, `must use one of ${protocols.join(', ')}`);
   }
   return raw;
+}
+
+/** Express "trust proxy": a hop count, or a comma list of addresses, CIDRs and presets. */
+function trustProxy(env: Env, name: string): string | number | undefined {
+  const raw = str(env, name);
+  if (raw === undefined) return undefined;
+  if (/^\d{1,2}$/.test(raw)) return Number(raw);
+  const entries = raw.split(',').map((e) => e.trim());
+  const valid = entries.every(
+    (e) => ['loopback', 'linklocal', 'uniquelocal'].includes(e) || /^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(e),
+  );
+  if (!valid) {
+    throw new ConfigError(
+      name,
+      `must be a hop count or a comma list of addresses, CIDRs, loopback, linklocal, uniquelocal; got "${raw}"`,
+    );
+  }
+  return entries.join(',');
 }
 
 function cidr(env: Env, name: string, def: string): string {
@@ -160,6 +208,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
   if (sharedGroup !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(sharedGroup)) {
     throw new ConfigError('MQTT_SHARED_GROUP', 'must match [A-Za-z0-9_-]{1,64}');
   }
+  const subnetBlocks = 2 ** (vpnSubnetPrefix - Number(vpnSupernet.split('/')[1]));
   return {
     port,
     databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
@@ -169,6 +218,12 @@ export function loadConfig(env: Env = process.env): AppConfig {
     mqttPassword: str(env, 'MQTT_PASSWORD'),
     mqttClientId,
     mqttCleanSession: bool(env, 'MQTT_CLEAN_SESSION', false),
+    mqttLimits: {
+      maxPacketBytes: int(env, 'MQTT_MAX_PACKET_BYTES', 256 * 1024, 1024, 256 * 1024 * 1024),
+      maxConnectBytes: int(env, 'MQTT_MAX_CONNECT_BYTES', 16 * 1024, 256, 1024 * 1024),
+      maxUnauthenticatedPerAddress: int(env, 'MQTT_MAX_UNAUTHENTICATED_PER_ADDRESS', 64, 1, 100_000),
+      connectTimeoutMs: int(env, 'MQTT_CONNECT_TIMEOUT_MS', 10_000, 100, 300_000),
+    },
     mqttSharedGroup: sharedGroup,
     dataDir: resolve(str(env, 'DATA_DIR') ?? './.data'),
     logLevel,
@@ -189,6 +244,21 @@ export function loadConfig(env: Env = process.env): AppConfig {
     vpnSessionPingIntervalSeconds: int(env, 'VPN_SESSION_PING_INTERVAL_SECONDS', 30, 1, 3600),
     publicUrl: url(env, 'PUBLIC_URL', ['http:', 'https:'])?.replace(/\/+$/, ''),
     bodyLimit: str(env, 'HTTP_BODY_LIMIT') ?? '100kb',
+    trustProxy: trustProxy(env, 'TRUST_PROXY'),
+    loginMaxFailuresPerUser: int(env, 'LOGIN_MAX_FAILURES', 10, 1, 1000),
+    loginMaxFailuresPerAddress: int(env, 'LOGIN_MAX_FAILURES_PER_ADDRESS', 30, 1, 100_000),
+    loginWindowSeconds: int(env, 'LOGIN_WINDOW_SECONDS', 300, 1, 24 * 3600),
+    rateLimitPerMinute: int(env, 'RATE_LIMIT_PER_MINUTE', 6000, 0, 10_000_000),
+    accountMaxChildren: int(env, 'ACCOUNT_MAX_CHILDREN', 25, 0, 1_000_000),
+    accountMaxDescendants: int(env, 'ACCOUNT_MAX_DESCENDANTS', 200, 0, 1_000_000),
+    vpnSubnetReserve: int(
+      env,
+      'VPN_SUBNET_RESERVE',
+      Math.min(subnetBlocks - 1, Math.max(1, Math.floor(subnetBlocks / 8))),
+      0,
+      Math.max(0, subnetBlocks - 1),
+    ),
+    tokenPurgeIntervalMs: int(env, 'TOKEN_PURGE_INTERVAL_MS', 600_000, 100, 24 * 3_600_000),
   };
 }
 

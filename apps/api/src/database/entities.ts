@@ -1,6 +1,7 @@
 import { Account } from '../accounts/account.entity';
 import { ApiKey } from '../apikeys/api-key.entity';
 import { AccessToken } from '../auth/access-token.entity';
+import { LoginFailure } from '../auth/login-failure.entity';
 import { User } from '../users/user.entity';
 import { Device } from '../devices/device.entity';
 import { DeviceEvent } from '../devices/device-event.entity';
@@ -17,6 +18,7 @@ export const ENTITIES: Function[] = [
   User,
   ApiKey,
   AccessToken,
+  LoginFailure,
   Device,
   DeviceEvent,
   DeviceVpnStatus,

@@ -1,6 +1,7 @@
 import { Injectable, OnModuleInit } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { digestEquals } from '../auth/secrets';
+import { isOwnMqttClientId } from '../mqtt/broker-identity';
 import type { BrokerIdentity } from '../mqtt/broker-identity';
 import { EmbeddedBroker } from '../mqtt/embedded-broker';
 
@@ -15,7 +16,8 @@ interface CredentialRow {
 /**
  * Checks device MQTT credentials for the embedded broker: one indexed lookup and
  * a SHA-256 compare, so a reconnect storm stays cheap. The MQTT client id must
- * be the device's clientId and the device must be enabled.
+ * be the device's `{account}:{clientId}` (recommended) or its plain clientId (Kura's default), and
+ * the device must be enabled.
  */
 @Injectable()
 export class DeviceBrokerAuth implements OnModuleInit {
@@ -43,7 +45,8 @@ export class DeviceBrokerAuth implements OnModuleInit {
       [username],
     );
     const row = rows[0];
-    if (!row?.mqtt_password_digest || row.status !== 'ENABLED' || row.client_id !== mqttClientId) return null;
+    if (!row?.mqtt_password_digest || row.status !== 'ENABLED') return null;
+    if (!isOwnMqttClientId(mqttClientId, row.account, row.client_id)) return null;
     if (!digestEquals(password.toString('utf8'), row.mqtt_password_digest)) return null;
     return { kind: 'device', deviceId: row.id, account: row.account, clientId: row.client_id };
   }

@@ -20,3 +20,13 @@ export type DeviceAuthenticator = (
 ) => Promise<BrokerIdentity | null>;
 
 export const CLOUD_USERNAME = '$cloud';
+
+/**
+ * The MQTT client ids a device or gateway may connect with: `{account}:{clientId}` (Kapua's full
+ * client id, unique across tenants, so no tenant can ever hold another's session) or the plain
+ * clientId (Kura's default; unique in its account only, so two tenants' `gw-1` cannot be online
+ * at once on one broker — the full form avoids that).
+ */
+export function isOwnMqttClientId(mqttClientId: string, account: string, clientId: string): boolean {
+  return mqttClientId === clientId || mqttClientId === `${account}:${clientId}`;
+}

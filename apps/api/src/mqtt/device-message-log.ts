@@ -27,7 +27,8 @@ export class DeviceMessageLog {
       if (oldest !== undefined) this.last.delete(oldest);
     }
     this.last.set(sender, { at: now, held: 0 });
-    const reason = err === undefined ? {} : { error: err instanceof Error ? err.message : String(err) };
+    const reason =
+      err === undefined ? {} : { error: err instanceof Error ? err.message : JSON.stringify(err) };
     const held = seen?.held ? { heldBack: seen.held } : {};
     this.logger.warn({ sender, ...fields, ...reason, ...held }, message);
   }

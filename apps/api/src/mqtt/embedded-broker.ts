@@ -5,6 +5,8 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { deviceMayPublish, deviceMaySubscribe, GATEWAY_APP_ID, VPN_APP_ID } from '@app/protocol';
+import { PacketLengthGuard, PendingConnections } from './connection-guard';
+import { DeviceMessageLog } from './device-message-log';
 import {
   CLOUD_USERNAME,
   identityId,
@@ -12,8 +14,6 @@ import {
   type DeviceAuthenticator,
   type EdgeIdentity,
 } from './broker-identity';
-
-const MAX_PACKET_BYTES = 256 * 1024;
 
 function authError(message: string, returnCode: AuthenticateError['returnCode']): AuthenticateError {
   const err = new Error(message) as AuthenticateError;
@@ -26,6 +26,9 @@ function authError(message: string, returnCode: AuthenticateError['returnCode'])
  * It authenticates every connection and enforces the topic ACL of DESIGN §6,
  * so a device can only speak for itself.
  */
+/** The largest packet the cloud's own client may publish (gateway peer syncs). */
+const CLOUD_MAX_PACKET_BYTES = 64 * 1024 * 1024;
+
 /** A device answers as the VPN client application, a gateway as the gateway application. */
 const appOf = (id: EdgeIdentity) => (id.kind === 'gateway' ? GATEWAY_APP_ID : VPN_APP_ID);
 
@@ -44,6 +47,9 @@ export class EmbeddedBroker implements OnModuleInit, OnApplicationShutdown {
    * would be lost and the device would look offline until its next reconnect.
    */
   private edgeAdmitted = false;
+  /** Each accepted socket's packet guard and its place among the unauthenticated connections. */
+  private readonly admitted = new WeakMap<object, { guard: PacketLengthGuard; release: () => void }>();
+  private readonly refusals = new DeviceMessageLog(this.logger);
   /** The internal credential of this process's own cloud client. */
   readonly cloudPassword = randomBytes(24).toString('base64url');
   port = 0;
@@ -75,8 +81,12 @@ export class EmbeddedBroker implements OnModuleInit, OnApplicationShutdown {
 
   async onModuleInit(): Promise<void> {
     if (!this.enabled) return;
+    const limits = this.config.mqttLimits;
+    const pending = new PendingConnections(limits.maxUnauthenticatedPerAddress);
     const broker = createBroker({
       id: 'vpn-cloud-embedded',
+      // A connection that has not sent an authenticated CONNECT by then is closed.
+      connectTimeout: limits.connectTimeoutMs,
       authenticate: (client, username, password, done) => {
         if (username !== CLOUD_USERNAME && !this.edgeAdmitted) {
           // Code 3 (server unavailable): clients retry, and by then the cloud listens.
@@ -125,9 +135,48 @@ export class EmbeddedBroker implements OnModuleInit, OnApplicationShutdown {
       this.logger.debug(`client ${client?.id} error: ${err.message}`),
     );
     this.broker = broker;
+    broker.on('client', (client) => {
+      // Authenticated: the full packet limit applies, and the address's place is freed.
+      const admitted = this.admitted.get(client.conn);
+      if (admitted) {
+        // The cloud's own client is trusted: a peer sync chunk may be larger than a device's packet.
+        admitted.guard.limit =
+          this.identities.get(client)?.kind === 'cloud' ? CLOUD_MAX_PACKET_BYTES : limits.maxPacketBytes;
+        admitted.release();
+      }
+    });
     const server = createServer({ noDelay: true }, (socket) => {
       // Without TCP_NODELAY a QoS 1 round trip through aedes takes ~88 ms instead of ~0.4 ms (DESIGN §2).
       socket.setNoDelay(true);
+      const address = socket.remoteAddress ?? 'unknown';
+      if (!pending.admit(address)) {
+        this.refusals.warn(
+          address,
+          { limit: limits.maxUnauthenticatedPerAddress },
+          'too many unauthenticated MQTT connections from one address; refused',
+        );
+        socket.destroy();
+        return;
+      }
+      let waiting = true;
+      const release = () => {
+        if (!waiting) return;
+        waiting = false;
+        pending.release(address);
+      };
+      const guard = new PacketLengthGuard(limits.maxConnectBytes);
+      this.admitted.set(socket, { guard, release });
+      // Observes the bytes as aedes reads them, so an oversized packet is refused on its header.
+      socket.on('data', (chunk: Buffer) => {
+        if (guard.feed(chunk)) return;
+        this.refusals.warn(
+          address,
+          { limit: guard.limit },
+          'MQTT packet over the size limit; connection closed',
+        );
+        socket.destroy();
+      });
+      socket.once('close', release);
       broker.handle(socket);
     });
     this.server = server;
@@ -154,7 +203,7 @@ export class EmbeddedBroker implements OnModuleInit, OnApplicationShutdown {
     username: string | undefined,
     password: Buffer | undefined,
   ): Promise<BrokerIdentity | null> {
-    if (!username || !password || password.length > MAX_PACKET_BYTES) return null;
+    if (!username || !password || password.length > 1024) return null;
     if (username === CLOUD_USERNAME) {
       const expected = Buffer.from(this.cloudPassword);
       return password.length === expected.length && timingSafeEqual(password, expected)

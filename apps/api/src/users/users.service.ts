@@ -5,6 +5,7 @@ import { AppError } from '../common/app-error';
 import { isUniqueViolation } from '../common/db-errors';
 import { toListResult, type ListResult } from '../common/list';
 import { updateWithOptlock } from '../common/optlock';
+import { deleteApiKeysCreatedBy } from '../apikeys/api-key-creator';
 import { hashPassword } from '../auth/secrets';
 import { TokenService } from '../auth/token.service';
 import { User } from './user.entity';
@@ -71,9 +72,16 @@ export class UsersService {
     return toUserDto(updated);
   }
 
+  /**
+   * Deletes the user, revokes its tokens, and deletes the API keys it created (and the keys those
+   * created): a key never outlives the person who made it.
+   */
   async delete(scopeId: string, id: string): Promise<void> {
-    const result = await this.users.delete({ scopeId, id });
-    if (!result.affected) throw AppError.notFound('User', `No user ${id} in this scope`);
-    await this.tokens.revokeAllOf({ userId: id });
+    await this.users.manager.transaction(async (em) => {
+      const result = await em.getRepository(User).delete({ scopeId, id });
+      if (!result.affected) throw AppError.notFound('User', `No user ${id} in this scope`);
+      await deleteApiKeysCreatedBy(em, id);
+      await this.tokens.revokeAllOf({ userId: id }, em);
+    });
   }
 }

@@ -1,6 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsInt, IsOptional, IsString, Matches, MaxLength, Min } from 'class-validator';
+import { IsOptional, IsString, Matches, MaxLength } from 'class-validator';
 import { BooleanQuery, ListQueryDto, ListResultDto, UpdatableEntityDto } from '../../common/list';
+import { OptlockField } from '../../common/optlock';
 import { IsBoolean } from 'class-validator';
 import type { Account } from '../account.entity';
 
@@ -43,9 +44,7 @@ export class UpdateAccountDto {
   @MaxLength(1024)
   description?: string;
 
-  @ApiProperty({ description: 'The optlock value last read' })
-  @IsInt()
-  @Min(0)
+  @OptlockField('The optlock value last read')
   optlock: number;
 }
 

@@ -1,16 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import {
-  IsIn,
-  IsInt,
-  IsOptional,
-  IsString,
-  IsUUID,
-  Matches,
-  MaxLength,
-  Min,
-  ValidateIf,
-} from 'class-validator';
+import { IsIn, IsOptional, IsString, IsUUID, Matches, MaxLength, ValidateIf } from 'class-validator';
 import { ListQueryDto, ListResultDto, UpdatableEntityDto } from '../../common/list';
+import { OptlockField } from '../../common/optlock';
 import {
   CONNECTION_STATUSES,
   DEVICE_STATUSES,
@@ -78,9 +69,7 @@ export class UpdateDeviceDto {
   @IsUUID()
   gatewayId?: string | null;
 
-  @ApiProperty()
-  @IsInt()
-  @Min(0)
+  @OptlockField()
   optlock: number;
 }
 

@@ -1,9 +1,10 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsIn, IsInt, IsOptional, IsString, Matches, MaxLength, Min, Validate } from 'class-validator';
+import { IsIn, IsOptional, IsString, Matches, MaxLength, Validate } from 'class-validator';
 import type { ValidationArguments, ValidatorConstraintInterface } from 'class-validator';
 import { ValidatorConstraint } from 'class-validator';
 import { CLIENT_ID_PATTERN, isEndpoint } from '@app/protocol';
 import { ListQueryDto, ListResultDto, UpdatableEntityDto } from '../../common/list';
+import { OptlockField } from '../../common/optlock';
 import type { LinkStatus } from '../../mqtt/connection-events';
 import type { Gateway } from '../gateway.entity';
 
@@ -62,9 +63,7 @@ export class UpdateGatewayDto {
   @MaxLength(1024)
   description?: string;
 
-  @ApiProperty()
-  @IsInt()
-  @Min(0)
+  @OptlockField()
   optlock: number;
 }
 

@@ -1,16 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import {
-  IsBoolean,
-  IsIn,
-  IsInt,
-  IsOptional,
-  IsString,
-  Length,
-  Matches,
-  MaxLength,
-  Min,
-} from 'class-validator';
+import { IsBoolean, IsIn, IsOptional, IsString, Length, Matches, MaxLength } from 'class-validator';
 import { ListQueryDto, ListResultDto, UpdatableEntityDto } from '../../common/list';
+import { OptlockField } from '../../common/optlock';
 import { ROLES, type Role } from '../../auth/roles';
 import type { User } from '../user.entity';
 
@@ -53,9 +44,7 @@ export class UpdateUserDto {
   @IsBoolean()
   enabled?: boolean;
 
-  @ApiProperty()
-  @IsInt()
-  @Min(0)
+  @OptlockField()
   optlock: number;
 }
 
