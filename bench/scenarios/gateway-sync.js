@@ -151,9 +151,13 @@ async function run(ctx) {
   const cloudId = `cloud-${sfx}`;
   const stateDir = fs.mkdtempSync(path.join(ctx.workDir ?? os.tmpdir(), 'gateway-'));
   const cleanups = [];
-  const cleanup = async () => {
-    for (const fn of cleanups.splice(0).reverse()) await fn().catch(() => undefined);
-  };
+  // One clean-up, however many callers (the scenario's end and the harness's Ctrl-C hook race):
+  // each waits for the same run, so nobody exits while namespaces are still being removed.
+  let cleaning = null;
+  const cleanup = () =>
+    (cleaning ??= (async () => {
+      for (const fn of cleanups.splice(0).reverse()) await fn().catch(() => undefined);
+    })());
   procs.onCleanup(cleanup);
 
   try {

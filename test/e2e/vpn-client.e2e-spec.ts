@@ -192,6 +192,12 @@ describe("the engineer's local VPN client", () => {
       '130',
     ],
     [
+      'a device that never comes online',
+      () => ({ agentId: offline.id, companyId: lab!.tenantA.accountId }),
+      () => operator.token,
+      '220',
+    ],
+    [
       'a wrong access token',
       () => ({ agentId: a1.id, companyId: lab!.tenantA.accountId }),
       () => 'not-a-token',

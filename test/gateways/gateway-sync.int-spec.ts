@@ -583,8 +583,11 @@ describe('gateway desired state (FakeGateway, simulated devices)', () => {
       const { device, sim } = await keyedDevice(t.admin.token, t.account);
       const key = sim.publicKey as string;
       const from = fake.requests.length;
-      fake.answerWith(500, { command: 'apply', times: 1 });
+      // Every apply is refused until the command's deadline has passed (the cloud retries a
+      // refused change set whenever the gateway is kicked again), then the refusals stop.
+      fake.answerWith(500, { command: 'apply', times: 1_000 });
       const res = await vpn(t.admin.token, '_', device.id, '_connect', 2000);
+      fake.answerWith(500, { command: 'apply', times: 0 });
       expectError(res, 504, 'GATEWAY_TIMEOUT');
       expect(fake.requests[from]).toMatchObject({ command: 'apply', reply: { code: 500 } });
       await sim.flush();

@@ -202,9 +202,10 @@ export class FakeGateway {
     for (const r of held) this.answer(r);
   }
 
-  /** The next `times` requests (of `command`, if given) are answered with `code` and the serial held, changing nothing. */
+  /** The next `times` requests (of `command`, if given) are answered with `code` and the serial held, changing nothing; `times: 0` ends a forcing. */
   answerWith(code: number, opts: { command?: GatewayCommand; times?: number } = {}): void {
-    this.forced = { code, command: opts.command, times: opts.times ?? 1 };
+    const times = opts.times ?? 1;
+    this.forced = times > 0 ? { code, command: opts.command, times } : undefined;
   }
 
   /** Publishes a peer report (`{account}/{gateway}/VPNGATEWAY-V1/peers`). */

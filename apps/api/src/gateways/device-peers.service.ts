@@ -50,25 +50,38 @@ export class DevicePeers {
           'or an ancestor (POST /v1/{scopeId}/gateways) and start it, or pin the device to one (gatewayId)',
       );
     }
-    if (gateway.connectionStatus !== 'CONNECTED' || gateway.publicKey === null) {
+    if (gateway.connectionStatus !== 'CONNECTED') {
       throw unavailable(`Gateway ${gateway.name} is ${gateway.connectionStatus}; start it and retry`);
+    }
+    if (gateway.publicKey === null) {
+      throw unavailable(
+        `Gateway ${gateway.name} announced no valid WireGuard key in its BIRTH; check its version`,
+      );
     }
     return { ...gateway, publicKey: gateway.publicKey };
   }
 
   /**
-   * Puts the device's peer on `gateway` and resolves once the gateway holds it; 504
-   * GATEWAY_TIMEOUT when it did not confirm before `deadline`, 503 when it dropped off.
+   * Puts the device's peer on `gateway` in the desired state and starts publishing it; returns
+   * the serial to wait for (see confirmed). 409 ENTRY_EXISTS, changing nothing, for a key another
+   * peer of the gateway uses.
    */
-  async place(gateway: CarryingGateway, device: PeerDevice, deadline: number): Promise<void> {
+  async place(gateway: CarryingGateway, device: PeerDevice): Promise<number> {
     const { serial, changes } = await this.peers.upsertDevicePeer(gateway.id, {
       deviceId: device.id,
       scopeId: device.scopeId,
       publicKey: device.publicKey,
       tunnelIp: device.tunnelIp,
     });
+    // A device that moved to another gateway leaves its engineers' sessions on the old one behind.
+    if (changes.some((c) => c.gatewayId !== gateway.id)) this.removed(device.id, 'disconnected');
     this.sync.publish(changes.length > 0 ? changes : [{ gatewayId: gateway.id, serial }]);
-    await this.sync.waitApplied(gateway.id, serial, deadline);
+    return serial;
+  }
+
+  /** Resolves once the gateway holds `serial`; 504 GATEWAY_TIMEOUT at the deadline, 503 when it drops off. */
+  confirmed(gateway: CarryingGateway, serial: number, deadline: number): Promise<void> {
+    return this.sync.waitApplied(gateway.id, serial, deadline);
   }
 
   /**

@@ -14,6 +14,7 @@ import { ConnectionEvents, type LinkStatus } from '../mqtt/connection-events';
 import { MqttRouter } from '../mqtt/mqtt-router';
 import { DeviceMessageLog } from '../mqtt/device-message-log';
 import { GatewayPeerRepository } from './gateway-peer.repository';
+import { MAX_LIFECYCLE_PAYLOAD_BYTES } from '../devices/device-lifecycle.handler';
 import { GatewayRepository } from './gateway.repository';
 
 const STATUS_OF = { birth: 'CONNECTED', dc: 'DISCONNECTED', lwt: 'MISSING' } as const satisfies Record<
@@ -45,9 +46,11 @@ export class GatewayLinkHandler implements OnModuleInit {
 
   async onModuleInit(): Promise<void> {
     for (const kind of ['birth', 'dc', 'lwt'] as const) {
-      this.router.on(kind, (t, payload) =>
-        this.enqueue(t.account, t.clientId, () => this.lifecycle(kind, t.account, t.clientId, payload)),
-      );
+      // The same topics as devices' lifecycle, with the same size limit.
+      this.router.on(kind, (t, payload) => {
+        if (payload.length > MAX_LIFECYCLE_PAYLOAD_BYTES) return; // logged by the devices' handler
+        this.enqueue(t.account, t.clientId, () => this.lifecycle(kind, t.account, t.clientId, payload));
+      });
     }
     this.router.on('gateway-peers', (t, payload) => {
       if (payload.length > MAX_REPORT_BYTES) {

@@ -301,7 +301,8 @@ export class GatewayPeerRepository {
     const rows: Array<{ kind: string; device_id: string | null; session_id: string | null; first: boolean }> =
       await this.dataSource.query(
         `WITH i AS (SELECT * FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) AS i(key, hs, rx, tx)),
-              cur AS (SELECT p.id, p.last_handshake_on AS before FROM gateway_peer p JOIN i ON p.public_key = i.key
+              cur AS (SELECT p.id, p.last_handshake_on AS before, p.rx_bytes AS before_rx
+                        FROM gateway_peer p JOIN i ON p.public_key = i.key
                        WHERE p.gateway_id = $1 AND NOT p.removed FOR UPDATE OF p),
               up AS (
                 UPDATE gateway_peer p
@@ -310,8 +311,14 @@ export class GatewayPeerRepository {
                        rx_bytes = i.rx, tx_bytes = i.tx
                   FROM i, cur
                  WHERE p.id = cur.id AND p.public_key = i.key
-                 RETURNING p.kind, p.device_id, p.session_id, (cur.before IS NULL AND i.hs IS NOT NULL) AS first)
-         SELECT * FROM up`,
+                 RETURNING p.kind, p.device_id, p.session_id, (cur.before IS NULL AND i.hs IS NOT NULL) AS first,
+                           (i.rx > cur.before_rx) AS traffic),
+              -- Packets from an engineer's client (its keepalives too) keep its session alive:
+              -- WireGuard re-handshakes only every 2 minutes, longer than 3 ping intervals.
+              alive AS (
+                UPDATE vpn_session s SET last_seen_on = now()
+                  FROM up WHERE up.session_id = s.id AND up.traffic AND s.ended_on IS NULL)
+         SELECT kind, device_id, session_id, first FROM up`,
         [
           gatewayId,
           stats.map((s) => s.publicKey),

@@ -18,6 +18,8 @@ export interface SessionTarget {
   status: string;
   connectionStatus: string;
   tunnelIp: string;
+  /** The device announced a WireGuard key: only such a device has a tunnel a session can join. */
+  keyed: boolean;
   reported: {
     connected: boolean;
     ipAddress: string;
@@ -72,6 +74,7 @@ export class VpnSessionRepository {
       status: string;
       connection_status: string;
       tunnel_ip: string;
+      keyed: boolean;
       connected: boolean | null;
       ip_address: string | null;
       vpn_status: string | null;
@@ -85,6 +88,7 @@ export class VpnSessionRepository {
       gateway_connection: LinkStatus | null;
     }> = await this.dataSource.query(
       `SELECT d.id, d.scope_id, d.status, d.connection_status, host(d.tunnel_ip) AS tunnel_ip,
+              d.vpn_public_key IS NOT NULL AS keyed,
               s.connected, s.ip_address, s.status AS vpn_status, s.status_code, s.reported_on,
               p.gateway_id, p.last_handshake_on,
               g.name AS gateway_name, g.endpoint, g.public_key AS gateway_key, g.connection_status AS gateway_connection
@@ -103,6 +107,7 @@ export class VpnSessionRepository {
       status: r.status,
       connectionStatus: r.connection_status,
       tunnelIp: r.tunnel_ip,
+      keyed: r.keyed,
       reported: r.reported_on
         ? {
             connected: r.connected ?? false,
@@ -286,30 +291,31 @@ export class VpnSessionRepository {
   }
 
   /**
-   * Active sessions that must end, with why: silent for 3 × their ping interval (neither a ping
-   * nor a handshake the gateway reported), their user disabled or gone or API key deleted, or
-   * their device session's device without a tunnel (its peer left the gateway).
+   * Active sessions that must end, with why: silent for 3 × their ping interval (no ping, no
+   * handshake and no packet the gateway reported), their user disabled or gone or API key deleted,
+   * or their device session's device without a tunnel on the session's gateway (its peer left it
+   * or moved to another gateway).
    */
   async toEnd(): Promise<Array<{ id: string; reason: EndReason }>> {
     const rows: Array<{ id: string; reason: EndReason }> = await this.dataSource.query(
-      `SELECT s.id,
-              CASE
-                WHEN (s.user_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM app_user u WHERE u.id = s.user_id AND u.enabled))
-                  OR (s.api_key_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM api_key k WHERE k.id = s.api_key_id))
-                  THEN 'principal_revoked'
-                WHEN s.kind = 'device' AND NOT EXISTS (
-                       SELECT 1 FROM gateway_peer d WHERE d.device_id = s.covers_device_id AND NOT d.removed)
-                  THEN 'device_unreachable'
-                ELSE 'expired'
-              END AS reason
-         FROM vpn_session s
-         LEFT JOIN gateway_peer p ON p.session_id = s.id AND NOT p.removed
-        WHERE s.ended_on IS NULL
-          AND (GREATEST(s.last_seen_on, p.last_handshake_on) < now() - make_interval(secs => 3 * s.ping_interval_seconds)
-               OR (s.user_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM app_user u WHERE u.id = s.user_id AND u.enabled))
-               OR (s.api_key_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM api_key k WHERE k.id = s.api_key_id))
-               OR (s.kind = 'device' AND NOT EXISTS (
-                     SELECT 1 FROM gateway_peer d WHERE d.device_id = s.covers_device_id AND NOT d.removed)))`,
+      `SELECT id, reason FROM (
+         SELECT s.id,
+                CASE
+                  WHEN (s.user_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM app_user u WHERE u.id = s.user_id AND u.enabled))
+                    OR (s.api_key_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM api_key k WHERE k.id = s.api_key_id))
+                    THEN 'principal_revoked'
+                  WHEN s.kind = 'device' AND NOT EXISTS (
+                         SELECT 1 FROM gateway_peer d
+                          WHERE d.device_id = s.covers_device_id AND d.gateway_id = s.gateway_id AND NOT d.removed)
+                    THEN 'device_unreachable'
+                  WHEN GREATEST(s.last_seen_on, p.last_handshake_on)
+                         < now() - make_interval(secs => 3 * s.ping_interval_seconds)
+                    THEN 'expired'
+                END AS reason
+           FROM vpn_session s
+           LEFT JOIN gateway_peer p ON p.session_id = s.id AND NOT p.removed
+          WHERE s.ended_on IS NULL) due
+        WHERE reason IS NOT NULL`,
     );
     return rows;
   }

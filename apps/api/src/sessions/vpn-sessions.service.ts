@@ -65,10 +65,10 @@ export class VpnSessionsService implements OnModuleInit {
   ): Promise<SessionCreatedDto> {
     const target = await this.sessions.target(scopeId, deviceId);
     if (!target) throw AppError.notFound('Device', `No device ${deviceId} in this scope`);
-    const status = toVpnStatusDto(
-      target.connectionStatus,
-      target.reported,
-      target.peer
+    const status = toVpnStatusDto({
+      deviceConnection: target.connectionStatus,
+      reported: target.reported,
+      tunnel: target.peer
         ? {
             gatewayId: target.peer.gatewayId,
             gatewayAddress: '',
@@ -77,15 +77,16 @@ export class VpnSessionsService implements OnModuleInit {
             txBytes: 0,
           }
         : null,
-      this.config.vpnHandshakeFreshSeconds,
-    );
+      needsGateway: target.keyed,
+      freshSeconds: this.config.vpnHandshakeFreshSeconds,
+    });
     if (target.status !== 'ENABLED' || !status.connected || !target.gateway) {
       throw new AppError(
         'VPN_NOT_CONNECTED',
         "The device's VPN is not connected",
-        target.gateway || status.connected
+        target.keyed
           ? 'Connect the device first (POST …/vpn/_connect), then open the session'
-          : 'The device has no tunnel on a gateway: it needs a WireGuard key and POST …/vpn/_connect first',
+          : 'The device announced no WireGuard key (e.g. a simulated agent): it has no tunnel a session can join',
       );
     }
     const gateway = target.gateway;

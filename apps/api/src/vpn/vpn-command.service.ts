@@ -171,17 +171,14 @@ export class VpnCommandService implements OnApplicationBootstrap, BeforeApplicat
         let gateway: CarryingGateway | null = null;
         if (target.publicKey) {
           gateway = await this.devicePeers.gatewayFor(target.deviceId);
+          const serial = await this.devicePeers.place(gateway, {
+            id: target.deviceId,
+            scopeId: target.scopeId,
+            publicKey: target.publicKey,
+            tunnelIp: target.tunnelIp,
+          });
           placed = true;
-          await this.devicePeers.place(
-            gateway,
-            {
-              id: target.deviceId,
-              scopeId: target.scopeId,
-              publicKey: target.publicKey,
-              tunnelIp: target.tunnelIp,
-            },
-            deadline,
-          );
+          await this.devicePeers.confirmed(gateway, serial, deadline);
         }
         body = encodeVpnProfile(this.profileFor(target, gateway));
       }
@@ -208,12 +205,13 @@ export class VpnCommandService implements OnApplicationBootstrap, BeforeApplicat
     // A device on a gateway answers with its tunnel as the gateway sees it: read it all back.
     if (target.publicKey) return this.vpn.status(target.scopeId, target.deviceId);
     if (!reply.status) return this.vpn.status(target.scopeId, target.deviceId);
-    return toVpnStatusDto(
-      'CONNECTED',
-      { ...reply.status, reportedOn: stored?.reportedOn ?? new Date() },
-      null,
-      this.config.vpnHandshakeFreshSeconds,
-    );
+    return toVpnStatusDto({
+      deviceConnection: 'CONNECTED',
+      reported: { ...reply.status, reportedOn: stored?.reportedOn ?? new Date() },
+      tunnel: null,
+      needsGateway: false,
+      freshSeconds: this.config.vpnHandshakeFreshSeconds,
+    });
   }
 
   private async send(

@@ -9,19 +9,29 @@ export interface ReportedStatus {
   reportedOn: Date;
 }
 
+export interface StatusFacts {
+  /** The device's MQTT link: CONNECTED, DISCONNECTED, MISSING, NEVER_CONNECTED. */
+  deviceConnection: string;
+  /** The agent's last report; null when it never reported. */
+  reported: ReportedStatus | null;
+  /** The device's peer on its gateway, as the gateway sees it; null when it has none. */
+  tunnel: VpnTunnelDto | null;
+  /** True for a device with a WireGuard key: its tunnel exists only as a peer on a gateway. */
+  needsGateway: boolean;
+  /** A handshake at most this old proves the device is there while its MQTT link is down. */
+  freshSeconds: number;
+  now?: number;
+}
+
 /**
  * The status body from what is stored; a device that never reported is idle at 0.0.0.0. The
  * agent's word alone is not enough for `connected`: the device must be provably there, with its
- * MQTT link CONNECTED or, while the link is down, a gateway handshake fresher than
- * `freshSeconds` (WireGuard re-handshakes every 2 minutes while a tunnel carries keepalives).
+ * MQTT link CONNECTED or, while the link is down, a gateway handshake fresher than `freshSeconds`
+ * (WireGuard re-handshakes every 2 minutes while a tunnel carries keepalives); and a device with
+ * a WireGuard key must still have its peer on a gateway.
  */
-export function toVpnStatusDto(
-  deviceConnection: string,
-  s: ReportedStatus | null,
-  tunnel: VpnTunnelDto | null,
-  freshSeconds: number,
-  now = Date.now(),
-): VpnStatusDto {
+export function toVpnStatusDto(f: StatusFacts): VpnStatusDto {
+  const { deviceConnection, reported: s, tunnel } = f;
   if (!s) {
     return {
       connected: false,
@@ -35,14 +45,19 @@ export function toVpnStatusDto(
   }
   const handshake = tunnel?.lastHandshakeOn?.getTime();
   const provablyThere =
-    deviceConnection === 'CONNECTED' || (handshake !== undefined && now - handshake < freshSeconds * 1000);
-  if (s.connected && !provablyThere) {
-    // The agent's last word was "up", but nothing shows the device is there any more.
+    deviceConnection === 'CONNECTED' ||
+    (handshake !== undefined && (f.now ?? Date.now()) - handshake < f.freshSeconds * 1000);
+  // The agent's last word was "up", but nothing shows the device is there any more, or its
+  // gateway no longer carries its tunnel (removed after a long absence): say so.
+  const lost = s.connected && !provablyThere ? StatusCodes.DEVICE_OFFLINE : null;
+  const noTunnel = s.connected && f.needsGateway && !tunnel ? StatusCodes.TUNNEL_LOST : null;
+  const problem = lost ?? noTunnel;
+  if (problem) {
     return {
       connected: false,
       ipAddress: DISCONNECTED_IP,
       status: 'error',
-      statusCode: StatusCodes.DEVICE_OFFLINE,
+      statusCode: problem,
       deviceConnection,
       reportedOn: s.reportedOn,
       tunnel,

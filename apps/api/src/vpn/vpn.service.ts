@@ -17,6 +17,7 @@ import { toVpnStatusDto } from './vpn-status.view';
 
 interface StatusRow {
   connection_status: string;
+  keyed: boolean;
   connected: boolean | null;
   ip_address: string | null;
   status: string | null;
@@ -42,7 +43,8 @@ export class VpnService {
   /** One query of primary-key lookups: this route is what fleet dashboards poll. */
   async status(scopeId: string, deviceId: string): Promise<VpnStatusDto> {
     const rows: StatusRow[] = await this.dataSource.query(
-      `SELECT d.connection_status, s.connected, s.ip_address, s.status, s.status_code, s.reported_on,
+      `SELECT d.connection_status, d.vpn_public_key IS NOT NULL AS keyed,
+              s.connected, s.ip_address, s.status, s.status_code, s.reported_on,
               p.gateway_id, a.vpn_subnet::text AS vpn_subnet, p.last_handshake_on, p.rx_bytes, p.tx_bytes
          FROM device d
          JOIN account a ON a.id = d.scope_id
@@ -53,9 +55,9 @@ export class VpnService {
     );
     const row = rows[0];
     if (!row) throw AppError.notFound('Device', `No device ${deviceId} in this scope`);
-    return toVpnStatusDto(
-      row.connection_status,
-      row.reported_on
+    return toVpnStatusDto({
+      deviceConnection: row.connection_status,
+      reported: row.reported_on
         ? {
             connected: row.connected ?? false,
             ipAddress: row.ip_address ?? '',
@@ -64,7 +66,7 @@ export class VpnService {
             reportedOn: row.reported_on,
           }
         : null,
-      row.gateway_id
+      tunnel: row.gateway_id
         ? {
             gatewayId: row.gateway_id,
             gatewayAddress: firstHostAddress(row.vpn_subnet).split('/')[0],
@@ -73,8 +75,9 @@ export class VpnService {
             txBytes: Number(row.tx_bytes ?? 0),
           }
         : null,
-      this.config.vpnHandshakeFreshSeconds,
-    );
+      needsGateway: row.keyed,
+      freshSeconds: this.config.vpnHandshakeFreshSeconds,
+    });
   }
 
   async listOperations(

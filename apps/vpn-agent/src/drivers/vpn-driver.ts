@@ -1,6 +1,6 @@
 import type { VpnProfile } from '@app/protocol';
 
-/** The IXON-style three-digit code of the step that failed, e.g. '210' interface setup. */
+/** The IXON-style three-digit code of the step that failed, e.g. '710' interface setup. */
 export type StepCode = string;
 
 /** A failure the cloud can act on: the message goes into `response.exception.message`, the code into `vpn.status_code`. */

@@ -48,7 +48,8 @@ export class VpnStatusDto {
   @ApiProperty({
     description:
       'True while the agent reports its tunnel up and the device is provably there: its MQTT link is ' +
-      'CONNECTED, or its gateway saw a handshake within the last 3 minutes',
+      'CONNECTED, or its gateway saw a handshake within VPN_HANDSHAKE_FRESH_SECONDS (default 3 minutes); ' +
+      'a device with a WireGuard key must also still have its peer on a gateway',
   })
   connected: boolean;
 
