@@ -186,14 +186,14 @@ export class VpnSessionsService implements OnModuleInit {
   async close(scopeId: string, deviceId: string, id: string): Promise<void> {
     const session = await this.sessions.findActiveForDevice(scopeId, deviceId, id);
     if (!session) throw AppError.notFound('Session', `No active session ${id} of this device`);
-    await this.end([session.id], 'closed');
+    await this.end([session.id], 'closed', { confirm: true });
   }
 
   /** Ends a site session a FendVPN client names (disconnect); 404 when it is not active. */
   async closeByIdentifiers(principal: Principal, installationId: string, sessionId: string): Promise<void> {
     const session = await this.sessions.findActiveByIdentifiers(principal, installationId, sessionId);
     if (!session) throw AppError.notFound('Session', 'No active session with these identifiers');
-    await this.end([session.id], 'closed');
+    await this.end([session.id], 'closed', { confirm: true });
   }
 
   /**
@@ -273,10 +273,29 @@ export class VpnSessionsService implements OnModuleInit {
     }));
   }
 
-  /** Ends the sessions and takes their peers off the gateways. */
-  async end(ids: readonly string[], reason: EndReason): Promise<void> {
+  /**
+   * Ends the sessions and takes their peers off the gateways. An engineer's own close
+   * (`confirm`) answers once the gateway dropped the peer, so "disconnected" means cut off;
+   * a gateway that is offline or slow does not hold the answer up beyond the confirm
+   * deadline: the session is ended in the database, and the gateway's next sync lacks the peer.
+   */
+  async end(ids: readonly string[], reason: EndReason, opts: { confirm?: boolean } = {}): Promise<void> {
     const changes = await this.sessions.end(ids, reason);
     this.sync.publish(changes);
+    if (!opts.confirm) return;
+    const deadline = Date.now() + GATEWAY_CONFIRM_MS;
+    await Promise.all(
+      changes.map((c) =>
+        this.sync
+          .waitApplied(c.gatewayId, c.serial, deadline)
+          .catch((err: unknown) =>
+            this.logger.warn(
+              { err, gatewayId: c.gatewayId, serial: c.serial },
+              'the gateway did not confirm a closed session; its next sync drops the peer',
+            ),
+          ),
+      ),
+    );
   }
 
   async endForDevice(deviceId: string, reason: EndReason): Promise<void> {
