@@ -116,14 +116,9 @@ describe('parseUapiGet', () => {
       );
     }
     const text = `${lines.join('\n')}\nerrno=0\n\n`;
-    parseUapiGet(text); // warm-up
-    const started = performance.now();
     const device = parseUapiGet(text);
-    const ms = performance.now() - started;
     expect(device.peers).toHaveLength(10_000);
     expect(device.peers[9999]).toMatchObject({ lastHandshakeMs: 1_700_009_999_005, rxBytes: 19_998 });
-    // A generous ceiling for a busy CI machine; it takes a few milliseconds.
-    expect(ms).toBeLessThan(1000);
   });
 });
 
