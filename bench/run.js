@@ -27,6 +27,9 @@ const SCENARIOS = [
   'status-ingest',
   'status-read',
   'fleet-list',
+  'fleet-status',
+  'sse-fanout',
+  'webhook-delivery',
   'fleet-embedded',
   'fleet-mosquitto',
   'gateway-sync',
@@ -53,6 +56,8 @@ const FULL = {
   },
   gateway: { peers: 10_000, changes: 200 },
   tunnel: { rounds: 20, devices: 4, peers: 10_000 },
+  sse: { subscribers: 50, devices: 1000, rate: 1000, durationMs: 10_000 },
+  webhook: { events: 2000, devices: 1000, rate: 2000 },
 };
 
 const QUICK = {
@@ -69,6 +74,8 @@ const QUICK = {
   ingest: { devices: 50, rates: [200, 500], stepMs: 1000, drainMs: 2000, ceilingMs: 800 },
   gateway: { peers: 1000, changes: 50 },
   tunnel: { rounds: 3, devices: 2, peers: 500 },
+  sse: { subscribers: 10, devices: 50, rate: 200, durationMs: 1500 },
+  webhook: { events: 200, devices: 50, rate: 400 },
 };
 
 const USAGE = `usage: node bench/run.js [--quick] [--only ids] [--skip ids] [--cpu-prof] [--keep-db]

@@ -2,8 +2,12 @@
 // The HTTP ceiling: a bare node:http server doing the same primary-key query as the API, with `pg`
 // on the same database and the same pool size, and the same JSON bodies. No framework, no auth, no
 // validation: what a request costs when only the database and the JSON remain.
-// Env: PORT, DATABASE_URL, SCOPE_ID, POOL_SIZE.
+// Also the fleet status page (the API's page statement alone, and the API's ETag probe answering
+// 304) and a Server-Sent Events tail of device_event (the simplest gap-free poll, see sseTail).
+// Env: PORT, DATABASE_URL, SCOPE_ID, POOL_SIZE, SSE_POLL_MS (300, the API's SSE_POLL_INTERVAL_MS),
+// FRESH_SECONDS (the API's VPN_HANDSHAKE_FRESH_SECONDS).
 const http = require('node:http');
+const { createHash } = require('node:crypto');
 const { Pool } = require('pg');
 
 const scopeId = process.env.SCOPE_ID;
@@ -20,6 +24,49 @@ const LIST_SQL = `SELECT id, scope_id, client_id, display_name, status, connecti
        serial_number, firmware_version, connection_ip, application_ids, tunnel_ip, vpn_public_key,
        mqtt_username, credentials_issued_on, created_on, created_by, modified_on, modified_by, optlock
   FROM device WHERE scope_id = $1 ORDER BY client_id ASC OFFSET $2 LIMIT $3`;
+
+// The API's page statement (apps/api/src/fleet/fleet-status.repository.ts, one account, no filters),
+// with the derived view computed in SQL; the items are built from it without further logic.
+const FLEET_PAGE_SQL = `SELECT d.id, d.client_id, d.display_name, d.scope_id, d.connection_status, s.reported_on,
+       p.gateway_id, p.last_handshake_on, p.rx_bytes, p.tx_bytes, a.vpn_subnet::text AS vpn_subnet,
+       v.connected, CASE WHEN v.connected THEN s.ip_address ELSE '0.0.0.0' END AS ip_address, v.status, v.status_code
+  FROM device d
+  JOIN account a ON a.id = d.scope_id
+  LEFT JOIN device_vpn_status s ON s.device_id = d.id
+  LEFT JOIN gateway_peer p ON p.device_id = d.id AND NOT p.removed
+  CROSS JOIN LATERAL (
+    SELECT CASE
+             WHEN s.device_id IS NULL OR NOT s.connected THEN NULL
+             WHEN NOT (d.connection_status = 'CONNECTED'
+                       OR (p.gateway_id IS NOT NULL AND p.last_handshake_on > now() - make_interval(secs => $1)))
+               THEN '220'
+             WHEN d.vpn_public_key IS NOT NULL AND p.gateway_id IS NULL THEN '750'
+           END AS problem) pr
+  CROSS JOIN LATERAL (
+    SELECT (s.device_id IS NOT NULL AND s.connected AND pr.problem IS NULL) AS connected,
+           CASE WHEN s.device_id IS NULL THEN 'idle' WHEN pr.problem IS NOT NULL THEN 'error' ELSE s.status END AS status,
+           CASE WHEN s.device_id IS NULL THEN '000' ELSE COALESCE(pr.problem, s.status_code) END AS status_code) v
+ WHERE a.id = $2
+ ORDER BY d.client_id, d.id OFFSET $3 LIMIT $4`;
+
+// The API's ETag probe (FleetStatusRepository.version), one account.
+const FLEET_VERSION_SQL = `SELECT max(ev.max_id)::text AS max_event_id,
+       to_char(max(dv.max_modified_on) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') AS max_modified_on,
+       coalesce(sum(dv.n), 0)::text AS devices, coalesce(sum(gp.n), 0)::text AS peers,
+       sum(gp.serials)::text AS peer_serials,
+       to_char(max(gp.max_handshake_on) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') AS max_handshake_on,
+       coalesce(sum(gp.fresh), 0)::text AS fresh_peers
+  FROM account a
+  LEFT JOIN LATERAL (SELECT max(e.id) AS max_id FROM device_event e WHERE e.scope_id = a.id) ev ON true
+  LEFT JOIN LATERAL (
+    SELECT max(d.modified_on) AS max_modified_on, count(*) AS n FROM device d WHERE d.scope_id = a.id) dv ON true
+  LEFT JOIN LATERAL (
+    SELECT count(*) AS n, sum(g.serial) AS serials, max(g.last_handshake_on) AS max_handshake_on,
+           count(*) FILTER (WHERE NOT g.removed AND g.last_handshake_on > now() - make_interval(secs => $1)) AS fresh
+      FROM gateway_peer g WHERE g.scope_id = a.id AND g.kind = 'device') gp ON true
+ WHERE a.id = $2`;
+
+const freshSeconds = Number(process.env.FRESH_SECONDS ?? 180);
 
 const STATUS_PATH = /^\/v1\/_\/devices\/([0-9a-f-]{36})\/vpn$/;
 
@@ -90,10 +137,188 @@ async function list(query, res) {
   send(res, 200, { items, size: items.length, limitExceeded });
 }
 
+async function fleetEtag(offset, limit) {
+  const { rows } = await pool.query(FLEET_VERSION_SQL, [freshSeconds, scopeId]);
+  const digest = createHash('sha256')
+    .update(JSON.stringify({ query: { scope: scopeId, offset, limit }, version: rows[0] }))
+    .digest('base64url')
+    .slice(0, 27);
+  return `W/"${digest}"`;
+}
+
+/**
+ * GET /v1/_/vpn/status: without If-None-Match, the page statement alone (no ETag probe; the
+ * answer carries the ETag of the probe only when asked with `?etag=1`, to collect them); with
+ * If-None-Match, the probe and 304 (or the page when it does not match).
+ */
+async function fleetStatus(req, query, res) {
+  const offset = Number(query.get('offset') ?? 0);
+  const limit = Math.min(Number(query.get('limit') ?? 50), 500);
+  const inm = req.headers['if-none-match'];
+  let etag = null;
+  if (inm || query.get('etag') === '1') {
+    etag = await fleetEtag(offset, limit);
+    if (inm === etag) {
+      res.writeHead(304, { etag });
+      return res.end();
+    }
+  }
+  const { rows } = await pool.query(FLEET_PAGE_SQL, [freshSeconds, scopeId, offset, limit + 1]);
+  const limitExceeded = rows.length > limit;
+  const items = (limitExceeded ? rows.slice(0, limit) : rows).map((r) => ({
+    deviceId: r.id,
+    clientId: r.client_id,
+    displayName: r.display_name,
+    scopeId: r.scope_id,
+    connected: r.connected,
+    ipAddress: r.ip_address,
+    status: r.status,
+    statusCode: r.status_code,
+    deviceConnection: r.connection_status,
+    reportedOn: r.reported_on,
+    tunnel: r.gateway_id
+      ? {
+          gatewayId: r.gateway_id,
+          gatewayAddress: r.vpn_subnet.split('/')[0],
+          lastHandshakeOn: r.last_handshake_on,
+          rxBytes: Number(r.rx_bytes ?? 0),
+          txBytes: Number(r.tx_bytes ?? 0),
+        }
+      : null,
+  }));
+  if (etag) res.setHeader('etag', etag);
+  send(res, 200, { items, size: items.length, limitExceeded });
+}
+
+/**
+ * The SSE ceiling: one poller for every stream (every SSE_POLL_MS while one is open), reading the
+ * account's public device_event rows in id order up to a gap-free watermark: the largest visible
+ * id of a statement snapshot becomes safe once none of the transactions that snapshot saw running
+ * still runs (the API's device_event trigger makes every writer take its xid before its event id;
+ * the same rule as the API's EventFeedRepository, in its simplest form). Streams start after
+ * their Last-Event-ID (or now); frames are the API's (id, event, data with the same JSON shape).
+ */
+const SSE_EVENTS_SQL = `SELECT e.id::text AS id, e.type, e.scope_id, e.device_id, d.client_id, e.received_on, e.details
+  FROM device_event e JOIN device d ON d.id = e.device_id
+ WHERE e.scope_id = $1 AND e.id > $2 AND e.id <= $3 AND e.type IN ('VPN_STATUS', 'BIRTH', 'DC', 'LWT')
+ ORDER BY e.id LIMIT 1000`;
+const CONNECTION_OF = { BIRTH: 'CONNECTED', DC: 'DISCONNECTED', LWT: 'MISSING' };
+const sse = { clients: new Set(), position: null, safe: null, pending: [], timer: null };
+const pollMs = Number(process.env.SSE_POLL_MS ?? 300);
+
+function publicEvent(r) {
+  let type;
+  let data;
+  if (r.type === 'VPN_STATUS') {
+    const x = r.details;
+    type =
+      x.status === 'error' || x.statusCode >= '010'
+        ? 'vpn.error'
+        : x.connected
+          ? 'vpn.connected'
+          : 'vpn.disconnected';
+    data = {
+      connected: x.connected === true,
+      ipAddress: x.ipAddress,
+      status: x.status,
+      statusCode: x.statusCode,
+    };
+  } else {
+    type = 'device.connection';
+    data = { deviceConnection: CONNECTION_OF[r.type], cause: r.type };
+  }
+  const event = {
+    id: r.id,
+    type,
+    scopeId: r.scope_id,
+    deviceId: r.device_id,
+    clientId: r.client_id,
+    occurredOn: r.received_on.toISOString(),
+    data,
+  };
+  return `id: ${r.id}\nevent: ${type}\ndata: ${JSON.stringify(event)}\n\n`;
+}
+
+async function sseWatermark() {
+  const { rows } = await pool.query(
+    `SELECT COALESCE((SELECT max(id) FROM device_event), 0)::text AS max_id, pg_current_snapshot()::text AS snap`,
+  );
+  const maxId = BigInt(rows[0].max_id);
+  const xip = rows[0].snap.split(':')[2];
+  const running = new Set(xip ? xip.split(',') : []);
+  const advance = (id) => {
+    if (sse.safe === null || id > sse.safe) sse.safe = id;
+  };
+  sse.pending = sse.pending.filter((c) => {
+    for (const x of c.running) if (running.has(x)) return true;
+    advance(c.maxId);
+    return false;
+  });
+  if (running.size === 0) advance(maxId);
+  else sse.pending.push({ maxId, running });
+  return sse.safe;
+}
+
+async function ssePoll() {
+  sse.timer = null;
+  if (sse.clients.size === 0 || sse.position === null) return;
+  let full = false;
+  try {
+    const safe = await sseWatermark();
+    if (safe !== null && safe > sse.position) {
+      const { rows } = await pool.query(SSE_EVENTS_SQL, [scopeId, sse.position.toString(), safe.toString()]);
+      for (const r of rows) {
+        const id = BigInt(r.id);
+        const frame = publicEvent(r);
+        for (const c of sse.clients) {
+          if (id <= c.position) continue;
+          c.res.write(frame);
+          c.position = id;
+        }
+      }
+      full = rows.length === 1000;
+      sse.position = full ? BigInt(rows[rows.length - 1].id) : safe;
+    }
+  } catch (err) {
+    console.error(`sse poll failed: ${err.message}`);
+  }
+  if (sse.clients.size > 0) sse.timer = setTimeout(() => void ssePoll(), full ? 0 : pollMs);
+}
+
+async function sseOpen(req, res) {
+  const last = req.headers['last-event-id'];
+  const start = last !== undefined ? BigInt(last) : ((await sseWatermark()) ?? 0n);
+  res.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache, no-transform',
+    connection: 'keep-alive',
+  });
+  res.socket.setNoDelay(true);
+  res.write('retry: 2000\n: stream open\n\n');
+  const client = { res, position: start };
+  // A stream that starts behind the shared position rewinds it; the others skip what they had.
+  if (sse.position === null || start < sse.position) sse.position = start;
+  sse.clients.add(client);
+  res.on('close', () => {
+    sse.clients.delete(client);
+    // Nobody listens: the next stream starts the poll afresh.
+    if (sse.clients.size === 0) sse.position = null;
+  });
+  sse.timer ??= setTimeout(() => void ssePoll(), pollMs);
+}
+
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, 'http://x');
   const m = STATUS_PATH.exec(url.pathname);
-  const work = m ? status(m[1], res) : url.pathname === '/v1/_/devices' ? list(url.searchParams, res) : null;
+  const work = m
+    ? status(m[1], res)
+    : url.pathname === '/v1/_/devices'
+      ? list(url.searchParams, res)
+      : url.pathname === '/v1/_/vpn/status'
+        ? fleetStatus(req, url.searchParams, res)
+        : url.pathname === '/v1/_/vpn/events'
+          ? sseOpen(req, res)
+          : null;
   if (!work) return send(res, 404, { result: 'NOT_FOUND', error: 'No route', details: url.pathname });
   work.catch((err) =>
     send(res, 500, { result: 'INTERNAL_ERROR', error: 'Query failed', details: err.message }),
@@ -103,7 +328,11 @@ server.keepAliveTimeout = 65_000;
 server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => {
   console.log(`ceiling listening on ${server.address().port}`);
 });
-const stop = () => server.close(() => pool.end().finally(() => process.exit(0)));
+const stop = () => {
+  for (const c of sse.clients) c.res.destroy();
+  clearTimeout(sse.timer);
+  server.close(() => pool.end().finally(() => process.exit(0)));
+};
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);
 process.on('disconnect', stop);

@@ -24,7 +24,8 @@ async function alternate(rounds, runCeiling, runOurs, rate = (r) => r.rps) {
  * Some failures are reported in the row instead.
  */
 function checkHttp(label, r) {
-  const failed = r.non2xx + r.errors + r.timeouts;
+  // notOk: answers whose status is not the job's success codes (okStatus; 2xx unless set).
+  const failed = (r.notOk ?? r.non2xx) + r.errors + r.timeouts;
   if (r.ok === 0 || failed > r.requests * 0.5) {
     throw new Error(
       `${label}: ${r.ok} of ${r.requests} requests succeeded (status codes ${JSON.stringify(r.statusCodes)}, ` +

@@ -69,6 +69,8 @@ function startApi(ctx, { name = 'api', mqttUrl, cpuProfDir } = {}) {
       MQTT_CLIENT_ID: clientId,
       NODE_ENV: 'production',
       RATE_LIMIT_PER_MINUTE: '0',
+      // The webhook scenario's receiver listens on 127.0.0.1.
+      WEBHOOK_ALLOW_PRIVATE: 'true',
     };
     if (mqttUrl) env.MQTT_URL = mqttUrl;
     // For experiments only (e.g. a -r preload); never set by the harness itself.

@@ -1,0 +1,47 @@
+'use strict';
+// The MQTT status publisher shared by the event scenarios: load/mqtt-ingest.js (simulated devices
+// whose every report is a change) driven one step at a time.
+const path = require('node:path');
+const { runForked } = require('./procs');
+const { LOAD_DIR } = require('./stack');
+
+/** Starts the MQTT status publisher (load/mqtt-ingest.js); resolves once its devices are connected. */
+async function startPublisher(ctx, name, devices, limitMs) {
+  let onProgress = () => undefined;
+  let readyResolve;
+  const ready = new Promise((r) => (readyResolve = r));
+  const gen = runForked(
+    name,
+    path.join(LOAD_DIR, 'mqtt-ingest.js'),
+    {
+      distDir: ctx.distDir,
+      brokerUrl: ctx.api.brokerUrl,
+      account: ctx.account.name,
+      creds: devices.map((d) => ({ clientId: d.clientId, username: d.username, password: d.password })),
+      hardLimitMs: limitMs,
+    },
+    {
+      timeoutMs: limitMs + 10_000,
+      onMessage: (m) => (m.type === 'ready' ? readyResolve(m.data) : onProgress(m.data)),
+    },
+  );
+  gen.result.catch(() => undefined);
+  await Promise.race([ready, gen.result]);
+  return {
+    gen,
+    /** One step of `rate` reports/s for `durationMs`; resolves with the generator's step summary. */
+    step(rate, durationMs) {
+      return new Promise((resolve) => {
+        onProgress = (p) => p.kind === 'step-done' && resolve(p);
+        gen.proc.child.send({ type: 'step', rate, durationMs });
+      });
+    },
+    async stop() {
+      if (gen.proc.running) gen.proc.child.send({ type: 'stop' });
+      await gen.result.catch(() => undefined);
+      await gen.proc.stop('SIGTERM', 5000);
+    },
+  };
+}
+
+module.exports = { startPublisher };
