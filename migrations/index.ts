@@ -3,6 +3,9 @@ import { DevicesAndVpn1763910000000 } from './1763910000000-DevicesAndVpn';
 import { Gateways1795508699795 } from './1795508699795-Gateways';
 import { Sessions1795510562379 } from './1795510562379-Sessions';
 import { Hardening1795513469308 } from './1795513469308-Hardening';
+import { FleetStatus1795600100000 } from './1795600100000-FleetStatus';
+import { EventFeed1795600200000 } from './1795600200000-EventFeed';
+import { Webhooks1795600300000 } from './1795600300000-Webhooks';
 
 /**
  * Every migration, in order. A file generated with `npm run migration:generate`
@@ -15,4 +18,7 @@ export const MIGRATIONS: Function[] = [
   Gateways1795508699795,
   Sessions1795510562379,
   Hardening1795513469308,
+  FleetStatus1795600100000,
+  EventFeed1795600200000,
+  Webhooks1795600300000,
 ];

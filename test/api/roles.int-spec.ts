@@ -17,7 +17,15 @@ import { startTestApi, type TestApi } from '../support/test-api';
  * permission, allowed with it. The expected grants are written out from the
  * design (DESIGN §3), not read from roles.ts, so a change there shows up here.
  */
-const READ_ALL = ['account:read', 'user:read', 'apikey:read', 'device:read', 'vpn:read', 'gateway:read'];
+const READ_ALL = [
+  'account:read',
+  'user:read',
+  'apikey:read',
+  'device:read',
+  'vpn:read',
+  'gateway:read',
+  'webhook:read',
+];
 const GRANTS: Record<RoleName, string[]> = {
   admin: [
     ...READ_ALL,
@@ -28,6 +36,7 @@ const GRANTS: Record<RoleName, string[]> = {
     'vpn:connect',
     'vpn:session',
     'gateway:write',
+    'webhook:write',
   ],
   operator: [...READ_ALL, 'device:write', 'vpn:connect', 'vpn:session'],
   viewer: READ_ALL,

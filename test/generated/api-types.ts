@@ -377,6 +377,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/{scopeId}/devices/{deviceId}/operations/{operationId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One command of the device: RUNNING until it reaches its outcome */
+        get: operations["Vpn_operation"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/{scopeId}/devices/{deviceId}/vpn": {
         parameters: {
             query?: never;
@@ -586,6 +603,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/{scopeId}/vpn/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Server-Sent Events: every VPN status and device connection change in the scope subtree, in order (docs/events.md) */
+        get: operations["Events_stream"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/{scopeId}/vpn/events/_ticket": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A single-use ticket, valid 60 s, that opens one event stream as ?ticket=… */
+        post: operations["Events_ticket"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/{scopeId}/vpn/locations": {
         parameters: {
             query?: never;
@@ -612,6 +663,112 @@ export interface paths {
         };
         /** The audit trail of engineers' sessions in the account: who reached what, when, how long, bytes */
         get: operations["VpnScope_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/{scopeId}/vpn/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The VPN status of every device of the scope (or subtree), one page, ordered by client id
+         * @description Each item is the device's `GET …/devices/{id}/vpn` answer plus who the device is. The answer carries a weak ETag; send it back in If-None-Match to get 304 while nothing changed (docs/fleet-status.md).
+         */
+        get: operations["FleetStatus_status"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/{scopeId}/vpn/summary": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** How many devices of the scope (or subtree) are in each link and VPN state */
+        get: operations["FleetStatus_summary"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/{scopeId}/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["Webhooks_list"];
+        put?: never;
+        /** Create a webhook endpoint; its signing secret is returned once */
+        post: operations["Webhooks_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/{scopeId}/webhooks/{webhookId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["Webhooks_get"];
+        /** Change a webhook endpoint (optimistic lock) */
+        put: operations["Webhooks_update"];
+        post?: never;
+        /** Delete a webhook endpoint and its deliveries */
+        delete: operations["Webhooks_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/{scopeId}/webhooks/{webhookId}/_test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Enqueue a webhook.test delivery to the endpoint */
+        post: operations["Webhooks_sendTest"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/{scopeId}/webhooks/{webhookId}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The endpoint's deliveries, newest first */
+        get: operations["Webhooks_deliveries"];
         put?: never;
         post?: never;
         delete?: never;
@@ -789,6 +946,18 @@ export interface components {
             /** @enum {string} */
             role: "admin" | "operator" | "viewer";
         };
+        CreateWebhookDto: {
+            /**
+             * @description http(s), no credentials; private and loopback hosts are refused (docs/webhooks.md)
+             * @example https://hooks.example.com/vpn
+             */
+            url: string;
+            events: ("vpn.connected" | "vpn.disconnected" | "vpn.error" | "device.connection")[];
+            /** @default  */
+            description?: string;
+            /** @default true */
+            enabled?: boolean;
+        };
         CreatedApiKeyDto: {
             /** Format: uuid */
             id: string;
@@ -805,6 +974,41 @@ export interface components {
             lastUsedOn: string | null;
             /** @description The secret, shown only in this response */
             apiKey: string;
+        };
+        CreatedWebhookDto: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            scopeId: string | null;
+            /** Format: date-time */
+            createdOn: string;
+            /** Format: uuid */
+            createdBy: string | null;
+            /** Format: date-time */
+            modifiedOn: string;
+            /** Format: uuid */
+            modifiedBy: string | null;
+            /** @description Send the current value back on update (optimistic lock) */
+            optlock: number;
+            url: string;
+            events: ("vpn.connected" | "vpn.disconnected" | "vpn.error" | "device.connection")[];
+            description: string;
+            enabled: boolean;
+            /**
+             * @description ENDPOINT_GONE: the receiver answered 410 Gone and the server disabled the webhook
+             * @enum {string|null}
+             */
+            disabledReason: "ENDPOINT_GONE" | null;
+            /** Format: date-time */
+            disabledOn: string | null;
+            /** @description The signing secret (whsec_…), shown only in this response */
+            secret: string;
+        };
+        DeviceConnectionCountsDto: {
+            NEVER_CONNECTED: number;
+            CONNECTED: number;
+            DISCONNECTED: number;
+            MISSING: number;
         };
         DeviceCredentialsDto: {
             /** @example acme:gw-0042 */
@@ -936,6 +1140,12 @@ export interface components {
             /** @example No device with id 0b6f… in this scope */
             details: string;
         };
+        EventTicketDto: {
+            /** @description Single-use; opens one stream as ?ticket=… within 60 s */
+            ticket: string;
+            /** Format: date-time */
+            expiresOn: string;
+        };
         FendCredentialsDto: {
             /**
              * Format: uuid
@@ -955,6 +1165,76 @@ export interface components {
              *     ]
              */
             labels: string[];
+        };
+        FleetStatusItemDto: {
+            /** @description True while the agent reports its tunnel up and the device is provably there: its MQTT link is CONNECTED, or its gateway saw a handshake within VPN_HANDSHAKE_FRESH_SECONDS (default 3 minutes); a device with a WireGuard key must also still have its peer on a gateway */
+            connected: boolean;
+            /**
+             * @description "0.0.0.0" when not connected
+             * @example 10.200.12.49
+             */
+            ipAddress: string;
+            /** @enum {string} */
+            status: "idle" | "connecting" | "connected" | "disconnecting" | "error";
+            /**
+             * @description IXON-style step code: 000 unknown, 001 n/a, 002 pending, 003 done, 004 active, 010 error; 1XY sign-in, 2XY agent, 3XY VPN configuration, 7XY tunnel, 8XY routes (docs/protocol.md)
+             * @example 004
+             */
+            statusCode: string;
+            /**
+             * @description The device's MQTT link
+             * @enum {string}
+             */
+            deviceConnection: "NEVER_CONNECTED" | "CONNECTED" | "DISCONNECTED" | "MISSING";
+            /**
+             * Format: date-time
+             * @description When the agent last reported; null if never
+             */
+            reportedOn: string | null;
+            /** @description The tunnel as its gateway sees it; null for a device without a gateway peer (e.g. keyless) */
+            tunnel: components["schemas"]["VpnTunnelDto"] | null;
+            /** Format: uuid */
+            deviceId: string;
+            clientId: string;
+            displayName: string;
+            /**
+             * Format: uuid
+             * @description The account that owns the device
+             */
+            scopeId: string;
+        };
+        FleetStatusListDto: {
+            size: number;
+            limitExceeded: boolean;
+            /** @description Present when askTotalCount=true */
+            totalCount?: number;
+            items: components["schemas"]["FleetStatusItemDto"][];
+        };
+        FleetSummaryDto: {
+            /** @description Devices in the scope (or subtree) */
+            devices: number;
+            /** @description Devices by MQTT link state */
+            deviceConnection: components["schemas"]["DeviceConnectionCountsDto"];
+            vpn: components["schemas"]["FleetVpnCountsDto"];
+        };
+        FleetVpnCountsDto: {
+            /** @description Devices whose `connected` is true */
+            connected: number;
+            /** @description Every other device */
+            notConnected: number;
+            /** @description Devices by `status`, every state present */
+            byStatus: components["schemas"]["VpnStatusCountsDto"];
+            /**
+             * @description Devices by `statusCode`; only the codes that occur
+             * @example {
+             *       "220": 2,
+             *       "000": 3,
+             *       "004": 40
+             *     }
+             */
+            byStatusCode: {
+                [key: string]: number;
+            };
         };
         GatewayCredentialsDto: {
             /** @example acme:hub-eu-1 */
@@ -1242,6 +1522,15 @@ export interface components {
             enabled?: boolean;
             optlock: number;
         };
+        UpdateWebhookDto: {
+            url?: string;
+            events?: ("vpn.connected" | "vpn.disconnected" | "vpn.error" | "device.connection")[];
+            description?: string;
+            /** @description true re-enables an endpoint the server disabled after a 410 */
+            enabled?: boolean;
+            /** @description The optlock value last read */
+            optlock: number;
+        };
         UserCredentialsDto: {
             /** @example admin */
             username: string;
@@ -1274,6 +1563,13 @@ export interface components {
             /** @description Present when askTotalCount=true */
             totalCount?: number;
             items: components["schemas"]["UserDto"][];
+        };
+        VpnStatusCountsDto: {
+            idle: number;
+            connecting: number;
+            connected: number;
+            disconnecting: number;
+            error: number;
         };
         VpnStatusDto: {
             /** @description True while the agent reports its tunnel up and the device is provably there: its MQTT link is CONNECTED, or its gateway saw a handshake within VPN_HANDSHAKE_FRESH_SECONDS (default 3 minutes); a device with a WireGuard key must also still have its peer on a gateway */
@@ -1323,6 +1619,79 @@ export interface components {
             rxBytes: number;
             /** @description Bytes the gateway sent to the device */
             txBytes: number;
+        };
+        WebhookDeliveryDto: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            webhookId: string;
+            /** @description The webhook-id header: the same on every attempt */
+            messageId: string;
+            /** @description The fleet event id; null for webhook.test */
+            eventId: string | null;
+            /** @example vpn.connected */
+            eventType: string;
+            /** @enum {string} */
+            status: "PENDING" | "SENDING" | "DELIVERED" | "FAILED" | "CANCELLED";
+            attempts: number;
+            /**
+             * Format: date-time
+             * @description When the next attempt is due; null once final
+             */
+            nextAttemptOn: string | null;
+            /** Format: date-time */
+            lastAttemptOn: string | null;
+            lastResponseCode: number | null;
+            lastError: string | null;
+            /** Format: date-time */
+            deliveredOn: string | null;
+            /** Format: date-time */
+            createdOn: string;
+            /** @description The body sent: {type, timestamp, data} */
+            payload: {
+                [key: string]: unknown;
+            };
+        };
+        WebhookDeliveryListDto: {
+            size: number;
+            limitExceeded: boolean;
+            /** @description Present when askTotalCount=true */
+            totalCount?: number;
+            items: components["schemas"]["WebhookDeliveryDto"][];
+        };
+        WebhookDto: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            scopeId: string | null;
+            /** Format: date-time */
+            createdOn: string;
+            /** Format: uuid */
+            createdBy: string | null;
+            /** Format: date-time */
+            modifiedOn: string;
+            /** Format: uuid */
+            modifiedBy: string | null;
+            /** @description Send the current value back on update (optimistic lock) */
+            optlock: number;
+            url: string;
+            events: ("vpn.connected" | "vpn.disconnected" | "vpn.error" | "device.connection")[];
+            description: string;
+            enabled: boolean;
+            /**
+             * @description ENDPOINT_GONE: the receiver answered 410 Gone and the server disabled the webhook
+             * @enum {string|null}
+             */
+            disabledReason: "ENDPOINT_GONE" | null;
+            /** Format: date-time */
+            disabledOn: string | null;
+        };
+        WebhookListDto: {
+            size: number;
+            limitExceeded: boolean;
+            /** @description Present when askTotalCount=true */
+            totalCount?: number;
+            items: components["schemas"]["WebhookDto"][];
         };
         WireguardInfoDto: {
             /** @description The client's WireGuard public key */
@@ -3667,6 +4036,93 @@ export interface operations {
             };
         };
     };
+    Vpn_operation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                deviceId: string;
+                operationId: string;
+                /** @description Account id, or _ for the caller's own account */
+                scopeId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeviceOperationDto"];
+                };
+            };
+            /** @description INVALID_ARGUMENT: the request is malformed or a field is invalid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description FORBIDDEN: the scope is outside the caller's accounts, or the role lacks the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description RATE_LIMITED: too many requests (Retry-After says when to retry) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+        };
+    };
     Vpn_status: {
         parameters: {
             query?: never;
@@ -3758,6 +4214,8 @@ export interface operations {
             query?: {
                 /** @description How long to wait for the device, in ms */
                 timeout?: number;
+                /** @description true: answer 202 with the RUNNING operation (Location: its URL) at once; the command runs to its outcome without the caller, which polls the operation */
+                async?: boolean;
             };
             header?: never;
             path: {
@@ -3775,6 +4233,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["VpnStatusDto"];
+                };
+            };
+            /** @description async=true: the command was sent; poll the operation until it leaves RUNNING */
+            202: {
+                headers: {
+                    /** @description The operation: /v1/{scopeId}/devices/{deviceId}/operations/{id} */
+                    Location?: unknown;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeviceOperationDto"];
                 };
             };
             /** @description INVALID_ARGUMENT: the request is malformed or a field is invalid */
@@ -3874,6 +4343,8 @@ export interface operations {
             query?: {
                 /** @description How long to wait for the device, in ms */
                 timeout?: number;
+                /** @description true: answer 202 with the RUNNING operation (Location: its URL) at once; the command runs to its outcome without the caller, which polls the operation */
+                async?: boolean;
             };
             header?: never;
             path: {
@@ -3891,6 +4362,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["VpnStatusDto"];
+                };
+            };
+            /** @description async=true: the command was sent; poll the operation until it leaves RUNNING */
+            202: {
+                headers: {
+                    /** @description The operation: /v1/{scopeId}/devices/{deviceId}/operations/{id} */
+                    Location?: unknown;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeviceOperationDto"];
                 };
             };
             /** @description INVALID_ARGUMENT: the request is malformed or a field is invalid */
@@ -3990,6 +4472,8 @@ export interface operations {
             query?: {
                 /** @description How long to wait for the device, in ms */
                 timeout?: number;
+                /** @description true: answer 202 with the RUNNING operation (Location: its URL) at once; the command runs to its outcome without the caller, which polls the operation */
+                async?: boolean;
             };
             header?: never;
             path: {
@@ -4007,6 +4491,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["VpnStatusDto"];
+                };
+            };
+            /** @description async=true: the command was sent; poll the operation until it leaves RUNNING */
+            202: {
+                headers: {
+                    /** @description The operation: /v1/{scopeId}/devices/{deviceId}/operations/{id} */
+                    Location?: unknown;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeviceOperationDto"];
                 };
             };
             /** @description INVALID_ARGUMENT: the request is malformed or a field is invalid */
@@ -5341,6 +5836,141 @@ export interface operations {
             };
         };
     };
+    Events_stream: {
+        parameters: {
+            query?: {
+                /** @description Resume after this event id (for clients that cannot send the Last-Event-ID header); the header wins */
+                lastEventId?: string;
+                /** @description A single-use ticket from POST …/vpn/events/_ticket, instead of an Authorization header */
+                ticket?: string;
+            };
+            header: {
+                "last-event-id": string;
+                /** @description Resume after this event id */
+                "Last-Event-ID"?: string;
+            };
+            path: {
+                /** @description Account id, or _ for the caller's own account */
+                scopeId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A text/event-stream: `id:` the event id, `event:` vpn.connected | vpn.disconnected | vpn.error | device.connection | reset | close, `data:` JSON; `: heartbeat` comments */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description INVALID_ARGUMENT: the request is malformed or a field is invalid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description FORBIDDEN: the scope is outside the caller's accounts, or the role lacks the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+        };
+    };
+    Events_ticket: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Account id, or _ for the caller's own account */
+                scopeId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventTicketDto"];
+                };
+            };
+            /** @description INVALID_ARGUMENT: the request is malformed or a field is invalid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description FORBIDDEN: the scope is outside the caller's accounts, or the role lacks the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description RATE_LIMITED: too many requests (Retry-After says when to retry) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+        };
+    };
     VpnScope_locations: {
         parameters: {
             query?: never;
@@ -5465,6 +6095,811 @@ export interface operations {
             };
             /** @description FORBIDDEN: the scope is outside the caller's accounts, or the role lacks the permission */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description RATE_LIMITED: too many requests (Retry-After says when to retry) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+        };
+    };
+    FleetStatus_status: {
+        parameters: {
+            query?: {
+                offset?: number;
+                limit?: number;
+                askTotalCount?: boolean;
+                /** @description Cover the scope's whole account subtree */
+                recursive?: boolean;
+                /** @description Only devices whose `connected` is this value */
+                connected?: boolean;
+                /** @description MQTT link states (comma-separated or repeated: any of them) */
+                deviceConnection?: ("NEVER_CONNECTED" | "CONNECTED" | "DISCONNECTED" | "MISSING")[];
+                /** @description VPN states as the items show them (comma-separated or repeated: any of them) */
+                status?: ("idle" | "connecting" | "connected" | "disconnecting" | "error")[];
+                /** @description Three-digit status codes as the items show them (comma-separated or repeated: any of them) */
+                statusCode?: string[];
+            };
+            header?: {
+                /** @description An ETag of an earlier answer */
+                "If-None-Match"?: string;
+            };
+            path: {
+                /** @description Account id, or _ for the caller's own account */
+                scopeId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Weak validator of this page */
+                    ETag?: unknown;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FleetStatusListDto"];
+                };
+            };
+            /** @description The page is unchanged since the ETag sent in If-None-Match */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description INVALID_ARGUMENT: the request is malformed or a field is invalid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description FORBIDDEN: the scope is outside the caller's accounts, or the role lacks the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description RATE_LIMITED: too many requests (Retry-After says when to retry) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+        };
+    };
+    FleetStatus_summary: {
+        parameters: {
+            query?: {
+                /** @description Cover the scope's whole account subtree */
+                recursive?: boolean;
+            };
+            header?: never;
+            path: {
+                /** @description Account id, or _ for the caller's own account */
+                scopeId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FleetSummaryDto"];
+                };
+            };
+            /** @description INVALID_ARGUMENT: the request is malformed or a field is invalid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description FORBIDDEN: the scope is outside the caller's accounts, or the role lacks the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description RATE_LIMITED: too many requests (Retry-After says when to retry) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+        };
+    };
+    Webhooks_list: {
+        parameters: {
+            query?: {
+                offset?: number;
+                limit?: number;
+                askTotalCount?: boolean;
+            };
+            header?: never;
+            path: {
+                /** @description Account id, or _ for the caller's own account */
+                scopeId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookListDto"];
+                };
+            };
+            /** @description INVALID_ARGUMENT: the request is malformed or a field is invalid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description FORBIDDEN: the scope is outside the caller's accounts, or the role lacks the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description RATE_LIMITED: too many requests (Retry-After says when to retry) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+        };
+    };
+    Webhooks_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Account id, or _ for the caller's own account */
+                scopeId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateWebhookDto"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedWebhookDto"];
+                };
+            };
+            /** @description INVALID_ARGUMENT: the request is malformed or a field is invalid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description FORBIDDEN: the scope is outside the caller's accounts, or the role lacks the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description ENTRY_EXISTS, OPTLOCK_CONFLICT or another conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description RATE_LIMITED: too many requests (Retry-After says when to retry) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+        };
+    };
+    Webhooks_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                webhookId: string;
+                /** @description Account id, or _ for the caller's own account */
+                scopeId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDto"];
+                };
+            };
+            /** @description INVALID_ARGUMENT: the request is malformed or a field is invalid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description FORBIDDEN: the scope is outside the caller's accounts, or the role lacks the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description RATE_LIMITED: too many requests (Retry-After says when to retry) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+        };
+    };
+    Webhooks_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                webhookId: string;
+                /** @description Account id, or _ for the caller's own account */
+                scopeId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateWebhookDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDto"];
+                };
+            };
+            /** @description INVALID_ARGUMENT: the request is malformed or a field is invalid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description FORBIDDEN: the scope is outside the caller's accounts, or the role lacks the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description ENTRY_EXISTS, OPTLOCK_CONFLICT or another conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description RATE_LIMITED: too many requests (Retry-After says when to retry) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+        };
+    };
+    Webhooks_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                webhookId: string;
+                /** @description Account id, or _ for the caller's own account */
+                scopeId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description INVALID_ARGUMENT: the request is malformed or a field is invalid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description FORBIDDEN: the scope is outside the caller's accounts, or the role lacks the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description RATE_LIMITED: too many requests (Retry-After says when to retry) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+        };
+    };
+    Webhooks_sendTest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                webhookId: string;
+                /** @description Account id, or _ for the caller's own account */
+                scopeId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDeliveryDto"];
+                };
+            };
+            /** @description INVALID_ARGUMENT: the request is malformed or a field is invalid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description FORBIDDEN: the scope is outside the caller's accounts, or the role lacks the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description ENTRY_EXISTS, OPTLOCK_CONFLICT or another conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description RATE_LIMITED: too many requests (Retry-After says when to retry) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+        };
+    };
+    Webhooks_deliveries: {
+        parameters: {
+            query?: {
+                offset?: number;
+                limit?: number;
+                askTotalCount?: boolean;
+                status?: "PENDING" | "SENDING" | "DELIVERED" | "FAILED" | "CANCELLED";
+            };
+            header?: never;
+            path: {
+                webhookId: string;
+                /** @description Account id, or _ for the caller's own account */
+                scopeId: unknown;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDeliveryListDto"];
+                };
+            };
+            /** @description INVALID_ARGUMENT: the request is malformed or a field is invalid */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description FORBIDDEN: the scope is outside the caller's accounts, or the role lacks the permission */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description NOT_FOUND */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -16,9 +16,13 @@ import { FixedWindowStorage } from './auth/rate-limit.storage';
 import { UsersModule } from './users/users.module';
 import { DevicesModule } from './devices/devices.module';
 import { VpnModule } from './vpn/vpn.module';
+import { FleetModule } from './fleet/fleet.module';
 import { GatewaysModule } from './gateways/gateways.module';
 import { SessionsModule } from './sessions/sessions.module';
 import { FendVpnModule } from './fendvpn/fendvpn.module';
+import { EventsModule } from './events/events.module';
+import { WebhooksModule } from './webhooks/webhooks.module';
+import { MetricsModule } from './metrics/metrics.module';
 
 @Module({})
 export class AppModule {
@@ -44,6 +48,7 @@ export class AppModule {
           : []),
         DatabaseModule,
         MqttModule,
+        MetricsModule,
         HealthModule,
         AuthModule,
         AccountsModule,
@@ -52,8 +57,11 @@ export class AppModule {
         GatewaysModule,
         DevicesModule,
         VpnModule,
+        FleetModule,
         SessionsModule,
         FendVpnModule,
+        EventsModule,
+        WebhooksModule,
       ],
       providers: [
         { provide: APP_CONFIG, useValue: config },

@@ -5,9 +5,12 @@ import helmet from 'helmet';
 import type { Logger } from 'pino';
 import type { AppConfig } from './config/app-config';
 import { AppExceptionFilter } from './common/exception.filter';
+import { cors } from './common/cors';
 import { inputGuard } from './common/input-guard';
 import { requestLogger } from './common/logging';
 import { mountOpenApi } from './openapi/openapi';
+import { AppMetrics } from './metrics/app-metrics';
+import { httpMetrics } from './metrics/http-metrics';
 
 /** Where Swagger UI lives: its HTML, scripts and styles. */
 const isDocsPath = (path: string): boolean => path === '/docs' || path.startsWith('/docs/');
@@ -59,9 +62,9 @@ function securityHeaders() {
 }
 
 /**
- * Everything about the HTTP pipeline that is not a module: proxy trust, security headers, body
- * limits and the input guard, request logging, OpenAPI. Shared by main.ts and the tests so both
- * run the same pipeline.
+ * Everything about the HTTP pipeline that is not a module: proxy trust, request metrics, CORS,
+ * security headers, body limits and the input guard, request logging, OpenAPI. Shared by main.ts
+ * and the tests so both run the same pipeline.
  */
 export function configureApp(
   app: NestExpressApplication,
@@ -69,7 +72,10 @@ export function configureApp(
   logger: Logger,
 ): INestApplication {
   if (config.trustProxy !== undefined) app.set('trust proxy', config.trustProxy);
+  app.use(httpMetrics(app.get(AppMetrics)));
   app.use(requestLogger(logger));
+  // Before every guard and check: an allowed origin's preflight is answered here (docs/cors.md).
+  if (config.corsOrigins.length > 0) app.use(cors(config.corsOrigins));
   app.use(securityHeaders());
   // Both parsers Nest would add at init, registered here so the input guard runs after them.
   app.useBodyParser('json', { limit: config.bodyLimit });

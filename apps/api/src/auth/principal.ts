@@ -11,6 +11,8 @@ export interface Principal {
   scopePath: string;
   role: Role;
   permissions: ReadonlySet<Permission>;
+  /** When the access token expires (long-lived responses such as event streams end then). */
+  expiresOn?: Date;
 }
 
 /** Who to record in createdBy/modifiedBy: the user, or the API key acting on its own. */

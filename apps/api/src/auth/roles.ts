@@ -19,6 +19,8 @@ export const PERMISSIONS = [
   'vpn:session',
   'gateway:read',
   'gateway:write',
+  'webhook:read',
+  'webhook:write',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 

@@ -110,6 +110,14 @@ export class TokenService {
   async authenticate(token: string): Promise<Principal> {
     const claims = await this.decode(token, false);
     if (!/^[0-9a-f-]{36}$/i.test(claims.jti)) throw unauthorized('The access token is invalid');
+    return this.principalOf(claims.jti);
+  }
+
+  /**
+   * The caller behind a live access token, by its id (`jti`): for credentials that stand in for
+   * the token (an event stream ticket) and for re-checking a long-lived stream.
+   */
+  async principalOf(tokenId: string): Promise<Principal> {
     const rows: PrincipalRow[] = await this.dataSource.query(
       `SELECT t.revoked_on, t.expires_on, t.scope_id, t.user_id, t.api_key_id,
               COALESCE(u.role, k.role) AS role,
@@ -121,7 +129,7 @@ export class TokenService {
          LEFT JOIN app_user u ON u.id = t.user_id
          LEFT JOIN api_key k ON k.id = t.api_key_id
         WHERE t.id = $1`,
-      [claims.jti],
+      [tokenId],
     );
     const row = rows[0];
     if (!row || row.revoked_on || !row.active || row.expires_on.getTime() <= Date.now()) {
@@ -130,14 +138,34 @@ export class TokenService {
     const role = row.role as Role;
     if (!ROLES.includes(role)) throw unauthorized('The access token is invalid');
     return {
-      tokenId: claims.jti,
+      tokenId,
       userId: row.user_id,
       apiKeyId: row.api_key_id,
       scopeId: row.scope_id,
       scopePath: row.path,
       role,
       permissions: ROLE_PERMISSIONS[role],
+      expiresOn: row.expires_on,
     };
+  }
+
+  /**
+   * Of the given access token ids, those still usable now (not revoked or expired, user enabled,
+   * API key and its creator present) with the role each has now: one statement for many streams.
+   */
+  async liveTokens(tokenIds: readonly string[]): Promise<Map<string, Role>> {
+    if (tokenIds.length === 0) return new Map();
+    const rows: Array<{ id: string; role: string }> = await this.dataSource.query(
+      `SELECT t.id, COALESCE(u.role, k.role) AS role
+         FROM access_token t
+         LEFT JOIN app_user u ON u.id = t.user_id
+         LEFT JOIN api_key k ON k.id = t.api_key_id
+        WHERE t.id = ANY($1::uuid[]) AND t.revoked_on IS NULL AND t.expires_on > now()
+          AND CASE WHEN t.user_id IS NOT NULL THEN u.enabled
+                   ELSE k.id IS NOT NULL AND ${apiKeyCreatorExists('k')} END`,
+      [tokenIds],
+    );
+    return new Map(rows.map((r) => [r.id, r.role as Role]));
   }
 
   /** Rotates: the old access and refresh tokens are revoked, a new pair is issued. */

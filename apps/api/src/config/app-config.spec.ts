@@ -61,3 +61,53 @@ describe('loadConfig: the hardening settings', () => {
     expect(() => loadConfig({ [name]: value })).toThrow(name);
   });
 });
+
+describe('loadConfig: CORS_ORIGINS and METRICS_TOKEN', () => {
+  it('should default to no CORS origins and a public /metrics', () => {
+    const config = loadConfig({});
+    expect(config.corsOrigins).toEqual([]);
+    expect(config.metricsToken).toBeUndefined();
+    expect(loadConfig({ CORS_ORIGINS: '  ' }).corsOrigins).toEqual([]);
+  });
+
+  it('should read a comma list of exact origins, trimmed and without duplicates', () => {
+    const config = loadConfig({
+      CORS_ORIGINS:
+        'https://dash.example.com, http://localhost:8080,,http://127.0.0.1:3001,https://dash.example.com',
+    });
+    expect(config.corsOrigins).toEqual([
+      'https://dash.example.com',
+      'http://localhost:8080',
+      'http://127.0.0.1:3001',
+    ]);
+  });
+
+  it.each([
+    '*',
+    'dash.example.com',
+    'https://dash.example.com/',
+    'https://dash.example.com/app',
+    'https://Dash.Example.com',
+    'https://dash.example.com:443',
+    'ftp://files.example.com',
+    'null',
+    'https://ok.example.com, https://bad.example.com/path',
+  ])('should refuse CORS_ORIGINS=%s naming the variable and the entry', (value) => {
+    expect(() => loadConfig({ CORS_ORIGINS: value })).toThrow(ConfigError);
+    expect(() => loadConfig({ CORS_ORIGINS: value })).toThrow(/CORS_ORIGINS .*is not one/);
+  });
+
+  it('should read METRICS_TOKEN', () => {
+    expect(loadConfig({ METRICS_TOKEN: 'prometheus-scrape-secret-1' }).metricsToken).toBe(
+      'prometheus-scrape-secret-1',
+    );
+  });
+
+  it.each(['short', 'has spaces in the middle of it', 'ümlauts-are-not-token-chars', 'x'.repeat(513)])(
+    'should refuse bad METRICS_TOKEN #%# naming the variable',
+    (value) => {
+      expect(() => loadConfig({ METRICS_TOKEN: value })).toThrow(ConfigError);
+      expect(() => loadConfig({ METRICS_TOKEN: value })).toThrow('METRICS_TOKEN');
+    },
+  );
+});

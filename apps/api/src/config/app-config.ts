@@ -1,5 +1,9 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
+import { bool, ConfigError, int, str, type Env } from './env';
+import { loadWebhookConfig, type WebhookConfig } from './webhook-config';
+
+export { ConfigError } from './env';
 
 /**
  * The whole runtime configuration, read from the environment in one place and
@@ -76,41 +80,24 @@ export interface AppConfig {
   vpnSubnetReserve: number;
   /** How often expired access tokens and stale sign-in counters are deleted. */
   tokenPurgeIntervalMs: number;
+  /** Signed webhooks (config/webhook-config.ts). */
+  webhooks: WebhookConfig;
+  /** Browser origins allowed to call the API (CORS); empty = no CORS headers for anyone. */
+  corsOrigins: string[];
+  /** When set, GET /metrics needs `Authorization: Bearer <metricsToken>`; unset = public. */
+  metricsToken?: string;
+  /** The fleet event stream (docs/events.md). */
+  eventStream: {
+    /** A comment line this often keeps proxies from closing an idle stream. */
+    heartbeatMs: number;
+    /** How often the shared poller reads new events from the database. */
+    pollMs: number;
+    /** How often open streams re-check their access token (revocation ends them). */
+    authRecheckMs: number;
+  };
 }
-
-export class ConfigError extends Error {
-  constructor(
-    readonly variable: string,
-    message: string,
-  ) {
-    super(`Invalid configuration: ${variable} ${message}`);
-  }
-}
-
-type Env = Record<string, string | undefined>;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-
-function str(env: Env, name: string): string | undefined {
-  const v = env[name];
-  return v === undefined || v.trim() === '' ? undefined : v.trim();
-}
-
-function int(env: Env, name: string, def: number, min: number, max: number): number {
-  const raw = str(env, name);
-  if (raw === undefined) return def;
-  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `must be an integer, got "${raw}"`);
-  const n = Number(raw);
-  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
-  return n;
-}
-
-function bool(env: Env, name: string, def: boolean): boolean {
-  const raw = str(env, name);
-  if (raw === undefined) return def;
-  if (raw !== 'true' && raw !== 'false') throw new ConfigError(name, `must be true or false, got "${raw}"`);
-  return raw === 'true';
-}
 
 function url(env: Env, name: string, protocols: string[]): string | undefined {
   const raw = str(env, name);
@@ -168,6 +155,44 @@ function cidrsOverlap(a: string, b: string): boolean {
   const [a0, a1] = range(a);
   const [b0, b1] = range(b);
   return a0 <= b1 && b0 <= a1;
+}
+
+/** A comma list of exact origins (`https://dash.example.com`, `http://localhost:8080`). */
+function origins(env: Env, name: string): string[] {
+  const raw = str(env, name);
+  if (raw === undefined) return [];
+  const entries = raw
+    .split(',')
+    .map((e) => e.trim())
+    .filter((e) => e !== '');
+  for (const entry of entries) {
+    let origin: string | undefined;
+    try {
+      const parsed = new URL(entry);
+      if (parsed.protocol === 'http:' || parsed.protocol === 'https:') origin = parsed.origin;
+    } catch {
+      origin = undefined;
+    }
+    // The browser sends the serialised origin; anything else (a path, a slash, `*`) would never match.
+    if (origin !== entry) {
+      throw new ConfigError(
+        name,
+        `must be a comma list of origins such as https://dash.example.com (http or https, host, ` +
+          `optional port, lower case, no path or trailing slash); "${entry}" is not one`,
+      );
+    }
+  }
+  return [...new Set(entries)];
+}
+
+/** A bearer secret: long enough to resist guessing, in the characters a Bearer header carries. */
+function bearerSecret(env: Env, name: string): string | undefined {
+  const raw = str(env, name);
+  if (raw === undefined) return undefined;
+  if (raw.length < 16 || raw.length > 512 || !/^[A-Za-z0-9._~+/=-]+$/.test(raw)) {
+    throw new ConfigError(name, 'must be 16 to 512 characters of A-Z a-z 0-9 . _ ~ + / = -');
+  }
+  return raw;
 }
 
 export function loadConfig(env: Env = process.env): AppConfig {
@@ -259,6 +284,14 @@ export function loadConfig(env: Env = process.env): AppConfig {
       Math.max(0, subnetBlocks - 1),
     ),
     tokenPurgeIntervalMs: int(env, 'TOKEN_PURGE_INTERVAL_MS', 600_000, 100, 24 * 3_600_000),
+    webhooks: loadWebhookConfig(env),
+    corsOrigins: origins(env, 'CORS_ORIGINS'),
+    metricsToken: bearerSecret(env, 'METRICS_TOKEN'),
+    eventStream: {
+      heartbeatMs: int(env, 'SSE_HEARTBEAT_MS', 15_000, 50, 3_600_000),
+      pollMs: int(env, 'SSE_POLL_INTERVAL_MS', 300, 10, 60_000),
+      authRecheckMs: int(env, 'SSE_AUTH_RECHECK_MS', 15_000, 50, 3_600_000),
+    },
   };
 }
 

@@ -10,6 +10,9 @@ import { DeviceVpnStatus } from '../vpn/device-vpn-status.entity';
 import { Gateway } from '../gateways/gateway.entity';
 import { GatewayPeer } from '../gateways/gateway-peer.entity';
 import { VpnSession } from '../sessions/vpn-session.entity';
+import { EventStreamTicket } from '../events/event-stream-ticket.entity';
+import { Webhook } from '../webhooks/webhook.entity';
+import { WebhookDelivery, WebhookDispatchCursor } from '../webhooks/webhook-delivery.entity';
 
 /** Every TypeORM entity of the API; each domain adds its own here. */
 // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type -- TypeORM's own type for entity classes
@@ -26,4 +29,8 @@ export const ENTITIES: Function[] = [
   Gateway,
   GatewayPeer,
   VpnSession,
+  EventStreamTicket,
+  Webhook,
+  WebhookDelivery,
+  WebhookDispatchCursor,
 ];

@@ -4,6 +4,8 @@ import { Device } from './device.entity';
 /** Something that happened to a device: lifecycle (BIRTH, DC, LWT) and VPN status changes. */
 @Entity('device_event')
 @Index('device_event_device_time_idx', ['deviceId', 'receivedOn'])
+// The newest event of a scope, for the fleet status ETag (migrations/1795600100000-FleetStatus.ts).
+@Index('device_event_scope_id_idx', ['scopeId', 'id'])
 export class DeviceEvent {
   @PrimaryGeneratedColumn('increment', { type: 'bigint' })
   id: string;

@@ -16,6 +16,8 @@ export type ConnectionStatus = (typeof CONNECTION_STATUSES)[number];
 @Entity('device')
 @Unique('device_client_id_unique', ['scopeId', 'clientId'])
 @Unique('device_tunnel_ip_unique', ['scopeId', 'tunnelIp'])
+// The newest modification and the count of a scope's devices, for the fleet status ETag.
+@Index('device_scope_modified_idx', ['scopeId', 'modifiedOn'])
 @Check('device_client_id_topic_safe', `"client_id" ~ '^[A-Za-z0-9._-]{1,64}$'`)
 @Check('device_status_valid', `"status" IN ('ENABLED', 'DISABLED')`)
 @Check(

@@ -28,6 +28,8 @@ export type PeerKind = (typeof PEER_KINDS)[number];
 @Index('gateway_peer_device_unique', ['deviceId'], { unique: true, where: 'NOT "removed"' })
 @Index('gateway_peer_tunnel_ip_unique', ['gatewayId', 'tunnelIp'], { unique: true, where: 'NOT "removed"' })
 @Index('gateway_peer_serial_idx', ['gatewayId', 'serial'])
+// The fleet status ETag sums a scope's device peers (migrations/1795600100000-FleetStatus.ts).
+@Index('gateway_peer_device_scope_idx', ['scopeId'], { where: `"kind" = 'device'` })
 // The allow lists are computed per peer from the live peers of its gateway, by kind and account.
 @Index('gateway_peer_live_kind_idx', ['gatewayId', 'kind', 'scopeId'], { where: 'NOT "removed"' })
 @Check('gateway_peer_kind_valid', `"kind" IN ('device', 'client')`)

@@ -3,6 +3,7 @@ import { DataSource } from 'typeorm';
 import type { VpnCommand } from '@app/protocol';
 import type { OperationStatus } from './device-operation.entity';
 import { isTransientDbError, retryTransient } from '../common/transient-retry';
+import { AppMetrics } from '../metrics/app-metrics';
 
 /** What a command needs to know about its device, read in the same round trip that records it. */
 export interface CommandTarget {
@@ -47,7 +48,10 @@ const MAX_ERROR_MESSAGE = 1024;
  */
 @Injectable()
 export class OperationLog {
-  constructor(private readonly dataSource: DataSource) {}
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly metrics: AppMetrics,
+  ) {}
 
   async start(cmd: {
     scopeId: string;
@@ -121,23 +125,29 @@ export class OperationLog {
       durationMs: number;
     },
   ): Promise<void> {
-    const write = (message: string | null) =>
+    // The command's verb comes back with the update, for the metrics (vpn_commands_total).
+    const write = (message: string | null): Promise<Array<{ command: string }>> =>
       retryTransient(() =>
         this.dataSource.query(
-          `UPDATE device_operation
-              SET status = $2, response_code = $3, error_message = $4, ended_on = now(), duration_ms = $5
-            WHERE id = $1`,
+          `WITH u AS (
+             UPDATE device_operation
+                SET status = $2, response_code = $3, error_message = $4, ended_on = now(), duration_ms = $5
+              WHERE id = $1
+              RETURNING command)
+           SELECT command FROM u`,
           [operationId, outcome.status, outcome.responseCode, message, outcome.durationMs],
         ),
       );
     // A device may answer with any message; the column keeps the first 1024 characters.
     const message = outcome.errorMessage?.slice(0, MAX_ERROR_MESSAGE) ?? null;
+    let rows: Array<{ command: string }>;
     try {
-      await write(message);
+      rows = await write(message);
     } catch (err) {
       // Whatever the device wrote must never leave its operation RUNNING: store the outcome without it.
       if (message === null || isTransientDbError(err)) throw err;
-      await write('(the device message could not be stored)');
+      rows = await write('(the device message could not be stored)');
     }
+    if (rows[0]) this.metrics.commandEnded(rows[0].command, outcome.status, outcome.durationMs);
   }
 }

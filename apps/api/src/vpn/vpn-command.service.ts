@@ -26,7 +26,7 @@ import { actorId, type Principal } from '../auth/principal';
 import { DevicePeers, type CarryingGateway } from '../gateways/device-peers.service';
 import { KuraRequestClient, KuraRequestError } from '../mqtt/kura-request.client';
 import { DeviceOperation, type OperationStatus } from './device-operation.entity';
-import type { VpnStatusDto } from './dto/vpn.dto';
+import { toOperationDto, type DeviceOperationDto, type VpnStatusDto } from './dto/vpn.dto';
 import { toVpnStatusDto } from './vpn-status.view';
 import { VpnStatusStore } from './vpn-status.store';
 import { OperationLog, type CommandTarget } from './operation-log';
@@ -98,6 +98,49 @@ export class VpnCommandService implements OnApplicationBootstrap, BeforeApplicat
     timeoutMs: number,
     principal: Principal,
   ): Promise<VpnStatusDto> {
+    return this.launch(scopeId, deviceId, command, timeoutMs, principal);
+  }
+
+  /**
+   * Starts the command and answers with its RUNNING operation as soon as it is recorded; the
+   * command then runs to its outcome on its own, whatever happens to the request that asked, and
+   * its outcome (errors included) is written on the operation. A refusal before the operation
+   * exists (unknown, disabled or offline device, another command running) is thrown as with
+   * `execute`.
+   */
+  async executeAsync(
+    scopeId: string,
+    deviceId: string,
+    command: VpnCommand,
+    timeoutMs: number,
+    principal: Principal,
+  ): Promise<DeviceOperationDto> {
+    let recorded!: (operationId: string) => void;
+    const started = new Promise<string>((resolve) => (recorded = resolve));
+    const outcome = this.launch(scopeId, deviceId, command, timeoutMs, principal, recorded);
+    const operationId = await Promise.race([
+      started,
+      outcome.then(() => {
+        throw new Error('command ended without recording an operation');
+      }),
+    ]);
+    // From here on the outcome belongs to the operation row, not to this request.
+    outcome.catch((err: unknown) => {
+      if (!(err instanceof AppError) || err.code === 'INTERNAL_ERROR')
+        this.logger.error({ err, operationId }, 'asynchronous command failed');
+    });
+    const operation = await this.operations.findOneByOrFail({ id: operationId });
+    return toOperationDto(operation);
+  }
+
+  private launch(
+    scopeId: string,
+    deviceId: string,
+    command: VpnCommand,
+    timeoutMs: number,
+    principal: Principal,
+    onRecorded?: (operationId: string) => void,
+  ): Promise<VpnStatusDto> {
     const deadline = Date.now() + timeoutMs;
     this.assertRunning();
     return this.perDevice.run(deviceId, async () => {
@@ -125,6 +168,7 @@ export class VpnCommandService implements OnApplicationBootstrap, BeforeApplicat
         if (command === 'disconnect' && start.target) await this.devicePeers.detach(deviceId);
         throw this.refusal(deviceId, start.target, start.busy);
       }
+      onRecorded?.(start.operationId);
       return this.run(start.target, start.operationId, requestId, command, deadline);
     });
   }

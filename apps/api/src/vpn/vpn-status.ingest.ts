@@ -7,6 +7,7 @@ import { DeviceMessageLog } from '../mqtt/device-message-log';
 import { VpnStatusStore, type VpnStatusUpdate } from './vpn-status.store';
 import { StatusBatcher } from './status-batcher';
 import { isTransientDbError, retryTransient } from '../common/transient-retry';
+import { AppMetrics } from '../metrics/app-metrics';
 
 const MAX_STATUS_PAYLOAD_BYTES = 16 * 1024;
 /** How long shutdown waits for the queued reports to be written. */
@@ -44,13 +45,18 @@ export class VpnStatusIngest implements OnModuleInit, BeforeApplicationShutdown 
   applied = 0;
   /** Reports whose write failed. */
   failed = 0;
+  /** Reports dropped on arrival: too large, malformed, or without valid status metrics. */
+  rejected = 0;
 
   constructor(
     private readonly mqtt: CloudMqttClient,
     private readonly router: MqttRouter,
     private readonly store: VpnStatusStore,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {}
+    metrics: AppMetrics,
+  ) {
+    metrics.watchStatusIngest(this);
+  }
 
   /** Reports received and not yet written. */
   get inFlight(): number {
@@ -73,6 +79,7 @@ export class VpnStatusIngest implements OnModuleInit, BeforeApplicationShutdown 
   private onMessage(parsed: RoutedTopic<'status'>, raw: Buffer): void {
     const sender = `${parsed.account}/${parsed.clientId}`;
     if (raw.length > MAX_STATUS_PAYLOAD_BYTES) {
+      this.rejected++;
       this.badMessages.warn(sender, { bytes: raw.length }, 'status report too large; dropped');
       return;
     }
@@ -83,10 +90,12 @@ export class VpnStatusIngest implements OnModuleInit, BeforeApplicationShutdown 
       report = readStatusReport(payload);
       sentOn = sentOnOf(payload);
     } catch (err) {
+      this.rejected++;
       this.badMessages.warn(sender, {}, 'malformed status report; dropped', err);
       return;
     }
     if (!report) {
+      this.rejected++;
       this.badMessages.warn(sender, {}, 'status report without valid status metrics; dropped');
       return;
     }

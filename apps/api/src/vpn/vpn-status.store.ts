@@ -54,7 +54,7 @@ const APPLY_SQL = `WITH input AS (
        JOIN account a ON a.name = i.account
        JOIN device d ON d.scope_id = a.id AND d.client_id = i.client_id),
    prev AS (
-     SELECT s.device_id, s.connected, s.ip_address, s.status FROM device_vpn_status s JOIN dev ON s.device_id = dev.id),
+     SELECT s.device_id, s.connected, s.ip_address, s.status, s.status_code FROM device_vpn_status s JOIN dev ON s.device_id = dev.id),
    up AS (
      INSERT INTO device_vpn_status AS s (device_id, scope_id, connected, ip_address, status, status_code, boot_id, seq, reported_on)
      SELECT dev.id, dev.scope_id, dev.connected, dev.ip_address, dev.status, dev.status_code, dev.boot_id, dev.seq, now()
@@ -72,14 +72,16 @@ const APPLY_SQL = `WITH input AS (
                                'statusCode', up.status_code, 'bootId', up.boot_id, 'seq', up.seq)
        FROM up JOIN dev ON dev.id = up.device_id LEFT JOIN prev ON prev.device_id = up.device_id
       WHERE prev.device_id IS NULL OR prev.connected <> up.connected
-         OR prev.ip_address <> up.ip_address OR prev.status <> up.status)
+         OR prev.ip_address <> up.ip_address OR prev.status <> up.status
+         -- A new code is a new status too (an error turning into another); the fleet ETag counts on it.
+         OR prev.status_code <> up.status_code)
    SELECT device_id, scope_id, connected, ip_address, status, status_code, reported_on FROM up`;
 
 /**
  * Persists VPN status reports with the ordering rule of DESIGN §6 applied in
  * the database, atomically per row: a report replaces the stored one only if it
  * comes from another boot or has a higher seq in the same boot. A change of
- * connected/status/ip is also recorded as a VPN_STATUS device event. One round
+ * connected/status/ip/statusCode is also recorded as a VPN_STATUS device event. One round
  * trip per batch of reports.
  */
 @Injectable()

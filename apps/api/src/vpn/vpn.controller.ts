@@ -1,10 +1,13 @@
-import { Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
+import { Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
+import { ApiAcceptedResponse, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
+import type { VpnCommand } from '@app/protocol';
+import type { Response } from 'express';
 import { ApiAuthenticated, ApiErrors } from '../common/api-errors.decorator';
 import { uuidPipe } from '../common/uuid.pipe';
 import { CurrentPrincipal, CurrentScope, RequirePermission } from '../auth/auth.decorators';
 import type { Principal, RequestScope } from '../auth/principal';
 import {
+  DeviceOperationDto,
   DeviceOperationListDto,
   OperationListQueryDto,
   VpnCommandQueryDto,
@@ -12,6 +15,12 @@ import {
 } from './dto/vpn.dto';
 import { VpnCommandService } from './vpn-command.service';
 import { VpnService } from './vpn.service';
+
+const ASYNC_ACCEPTED = {
+  type: DeviceOperationDto,
+  description: 'async=true: the command was sent; poll the operation until it leaves RUNNING',
+  headers: { Location: { description: 'The operation: /v1/{scopeId}/devices/{deviceId}/operations/{id}' } },
+};
 
 @ApiTags('vpn')
 @ApiAuthenticated()
@@ -40,14 +49,16 @@ export class VpnController {
   @RequirePermission('vpn:connect')
   @ApiOperation({ summary: 'Tell the device to bring its VPN tunnel up; answers with the new status' })
   @ApiOkResponse({ type: VpnStatusDto })
+  @ApiAcceptedResponse(ASYNC_ACCEPTED)
   @ApiErrors(400, 404, 409, 502, 503, 504)
   connect(
     @CurrentScope() scope: RequestScope,
     @CurrentPrincipal() principal: Principal,
     @Param('deviceId', uuidPipe) id: string,
     @Query() query: VpnCommandQueryDto,
-  ): Promise<VpnStatusDto> {
-    return this.commands.execute(scope.id, id, 'connect', query.timeout, principal);
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<VpnStatusDto | DeviceOperationDto> {
+    return this.command(scope, principal, id, 'connect', query, res);
   }
 
   @Post('vpn/_disconnect')
@@ -55,14 +66,16 @@ export class VpnController {
   @RequirePermission('vpn:connect')
   @ApiOperation({ summary: 'Tell the device to bring its VPN tunnel down; answers with the new status' })
   @ApiOkResponse({ type: VpnStatusDto })
+  @ApiAcceptedResponse(ASYNC_ACCEPTED)
   @ApiErrors(400, 404, 409, 502, 503, 504)
   disconnect(
     @CurrentScope() scope: RequestScope,
     @CurrentPrincipal() principal: Principal,
     @Param('deviceId', uuidPipe) id: string,
     @Query() query: VpnCommandQueryDto,
-  ): Promise<VpnStatusDto> {
-    return this.commands.execute(scope.id, id, 'disconnect', query.timeout, principal);
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<VpnStatusDto | DeviceOperationDto> {
+    return this.command(scope, principal, id, 'disconnect', query, res);
   }
 
   /** Everyware Cloud's misspelt route, kept so its clients keep working. */
@@ -74,14 +87,45 @@ export class VpnController {
     deprecated: true,
   })
   @ApiOkResponse({ type: VpnStatusDto })
+  @ApiAcceptedResponse(ASYNC_ACCEPTED)
   @ApiErrors(400, 404, 409, 502, 503, 504)
   disconnectAlias(
     @CurrentScope() scope: RequestScope,
     @CurrentPrincipal() principal: Principal,
     @Param('deviceId', uuidPipe) id: string,
     @Query() query: VpnCommandQueryDto,
-  ): Promise<VpnStatusDto> {
-    return this.commands.execute(scope.id, id, 'disconnect', query.timeout, principal);
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<VpnStatusDto | DeviceOperationDto> {
+    return this.command(scope, principal, id, 'disconnect', query, res);
+  }
+
+  @Get('operations/:operationId')
+  @RequirePermission('vpn:read')
+  @ApiOperation({ summary: 'One command of the device: RUNNING until it reaches its outcome' })
+  @ApiOkResponse({ type: DeviceOperationDto })
+  @ApiErrors(400, 404)
+  operation(
+    @CurrentScope() scope: RequestScope,
+    @Param('deviceId', uuidPipe) id: string,
+    @Param('operationId', uuidPipe) operationId: string,
+  ): Promise<DeviceOperationDto> {
+    return this.vpn.getOperation(scope.id, id, operationId);
+  }
+
+  /** Waits for the device's answer, or with `async=true` answers 202 with the operation at once. */
+  private async command(
+    scope: RequestScope,
+    principal: Principal,
+    deviceId: string,
+    verb: VpnCommand,
+    query: VpnCommandQueryDto,
+    res: Response,
+  ): Promise<VpnStatusDto | DeviceOperationDto> {
+    if (!query.async) return this.commands.execute(scope.id, deviceId, verb, query.timeout, principal);
+    const operation = await this.commands.executeAsync(scope.id, deviceId, verb, query.timeout, principal);
+    res.status(202);
+    res.setHeader('Location', `/v1/${scope.id}/devices/${deviceId}/operations/${operation.id}`);
+    return operation;
   }
 
   @Get('operations')

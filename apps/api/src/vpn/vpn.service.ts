@@ -80,6 +80,16 @@ export class VpnService {
     });
   }
 
+  /** One operation of the device; another device's (or tenant's) operation is simply not found. */
+  async getOperation(scopeId: string, deviceId: string, operationId: string): Promise<DeviceOperationDto> {
+    const operation = await this.operations.findOneBy({ id: operationId, deviceId, scopeId });
+    if (!operation) {
+      await this.devices.findOne(scopeId, deviceId);
+      throw AppError.notFound('Operation', `No operation ${operationId} of device ${deviceId}`);
+    }
+    return toOperationDto(operation);
+  }
+
   async listOperations(
     scopeId: string,
     deviceId: string,

@@ -1,8 +1,8 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { IsInt, IsOptional, Max, Min } from 'class-validator';
+import { IsBoolean, IsInt, IsOptional, Max, Min } from 'class-validator';
 import { VPN_STATUSES } from '@app/protocol';
-import { ListQueryDto, ListResultDto } from '../../common/list';
+import { BooleanQuery, ListQueryDto, ListResultDto } from '../../common/list';
 import { CONNECTION_STATUSES } from '../../devices/device.entity';
 import { OPERATION_STATUSES, type DeviceOperation } from '../device-operation.entity';
 
@@ -21,6 +21,17 @@ export class VpnCommandQueryDto {
   @Min(1000)
   @Max(300_000)
   timeout: number = DEFAULT_COMMAND_TIMEOUT_MS;
+
+  @ApiPropertyOptional({
+    default: false,
+    description:
+      'true: answer 202 with the RUNNING operation (Location: its URL) at once; the command runs to its ' +
+      'outcome without the caller, which polls the operation',
+  })
+  @IsOptional()
+  @BooleanQuery()
+  @IsBoolean({ message: 'async must be one of: true, false' })
+  async: boolean = false;
 }
 
 export class VpnTunnelDto {

@@ -1,0 +1,16 @@
+import { Module } from '@nestjs/common';
+import { AuthModule } from '../auth/auth.module';
+import { MqttModule } from '../mqtt/mqtt.module';
+import { EventFeedRepository } from './event-feed.repository';
+import { EventStreamHub } from './event-stream.hub';
+import { EventStreamService } from './event-stream.service';
+import { EventsController } from './events.controller';
+
+/** The fleet event feed (docs/events.md): the model, the watermarked reader and the SSE stream. */
+@Module({
+  imports: [AuthModule, MqttModule],
+  controllers: [EventsController],
+  providers: [EventFeedRepository, EventStreamHub, EventStreamService],
+  exports: [EventFeedRepository],
+})
+export class EventsModule {}

@@ -1,0 +1,67 @@
+import { Controller, Get, Headers, Query, Res } from '@nestjs/common';
+import {
+  ApiHeader,
+  ApiNotModifiedResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiParam,
+  ApiTags,
+} from '@nestjs/swagger';
+import type { Response } from 'express';
+import { ApiAuthenticated, ApiErrors } from '../common/api-errors.decorator';
+import { CurrentScope, RequirePermission } from '../auth/auth.decorators';
+import type { RequestScope } from '../auth/principal';
+import {
+  FleetScopeQueryDto,
+  FleetStatusListDto,
+  FleetStatusQueryDto,
+  FleetSummaryDto,
+} from './dto/fleet-status.dto';
+import { FleetStatusService } from './fleet-status.service';
+
+@ApiTags('vpn')
+@ApiAuthenticated()
+@ApiParam({ name: 'scopeId', description: "Account id, or _ for the caller's own account" })
+@Controller('v1/:scopeId/vpn')
+export class FleetStatusController {
+  constructor(private readonly fleet: FleetStatusService) {}
+
+  @Get('status')
+  @RequirePermission('vpn:read')
+  @ApiOperation({
+    summary: 'The VPN status of every device of the scope (or subtree), one page, ordered by client id',
+    description:
+      "Each item is the device's `GET …/devices/{id}/vpn` answer plus who the device is. The answer " +
+      'carries a weak ETag; send it back in If-None-Match to get 304 while nothing changed (docs/fleet-status.md).',
+  })
+  @ApiHeader({ name: 'If-None-Match', required: false, description: 'An ETag of an earlier answer' })
+  @ApiOkResponse({
+    type: FleetStatusListDto,
+    headers: { ETag: { description: 'Weak validator of this page' } },
+  })
+  @ApiNotModifiedResponse({ description: 'The page is unchanged since the ETag sent in If-None-Match' })
+  @ApiErrors(400)
+  async status(
+    @CurrentScope() scope: RequestScope,
+    @Query() query: FleetStatusQueryDto,
+    @Headers('if-none-match') ifNoneMatch: string | undefined,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<FleetStatusListDto | undefined> {
+    const page = await this.fleet.list(scope, query, ifNoneMatch);
+    res.setHeader('ETag', page.etag);
+    if (page.notModified) {
+      res.status(304);
+      return undefined;
+    }
+    return page.body;
+  }
+
+  @Get('summary')
+  @RequirePermission('vpn:read')
+  @ApiOperation({ summary: 'How many devices of the scope (or subtree) are in each link and VPN state' })
+  @ApiOkResponse({ type: FleetSummaryDto })
+  @ApiErrors(400)
+  summary(@CurrentScope() scope: RequestScope, @Query() query: FleetScopeQueryDto): Promise<FleetSummaryDto> {
+    return this.fleet.summary(scope, query);
+  }
+}

@@ -1,0 +1,201 @@
+import { Injectable } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import { StatusCodes } from '@app/protocol';
+
+/** The devices a fleet read covers: one account, or an account and its whole subtree. */
+export interface FleetScope {
+  id: string;
+  /** Materialised path of the scope (`/root/…/self/`); used when `recursive`. */
+  path: string;
+  recursive: boolean;
+}
+
+export interface FleetFilters {
+  connected?: boolean;
+  deviceConnection?: string[];
+  status?: string[];
+  statusCode?: string[];
+}
+
+export interface FleetStatusRow {
+  id: string;
+  client_id: string;
+  display_name: string;
+  scope_id: string;
+  connection_status: string;
+  keyed: boolean;
+  reported: boolean;
+  r_connected: boolean | null;
+  ip_address: string | null;
+  r_status: string | null;
+  r_status_code: string | null;
+  reported_on: Date | null;
+  gateway_id: string | null;
+  vpn_subnet: string;
+  last_handshake_on: Date | null;
+  rx_bytes: string | null;
+  tx_bytes: string | null;
+  /** The statement's clock: the view is derived with it, so filters and items agree. */
+  now: Date;
+  total?: number | null;
+}
+
+export interface FleetCountRow {
+  connection_status: string;
+  connected: boolean;
+  status: string;
+  status_code: string;
+  n: number;
+}
+
+export interface FleetVersionRow {
+  max_event_id: string | null;
+  max_modified_on: string | null;
+  devices: string;
+  peers: string;
+  peer_serials: string | null;
+  max_handshake_on: string | null;
+  fresh_peers: string;
+}
+
+/**
+ * The devices of the scope with everything their status is made of: the same columns as the
+ * single-device status read (VpnService.status), so an item equals that answer.
+ */
+const FROM = `FROM device d
+  JOIN account a ON a.id = d.scope_id
+  LEFT JOIN device_vpn_status s ON s.device_id = d.id
+  LEFT JOIN gateway_peer p ON p.device_id = d.id AND NOT p.removed`;
+
+const COLUMNS = `d.id, d.client_id, d.display_name, d.scope_id, d.connection_status,
+  d.vpn_public_key IS NOT NULL AS keyed, s.device_id IS NOT NULL AS reported,
+  s.connected AS r_connected, s.ip_address, s.status AS r_status, s.status_code AS r_status_code, s.reported_on,
+  p.gateway_id, a.vpn_subnet::text AS vpn_subnet, p.last_handshake_on, p.rx_bytes, p.tx_bytes, now() AS now`;
+
+/**
+ * The derived view in SQL, exactly as toVpnStatusDto derives it (vpn-status.view.ts), so filters
+ * on `connected`, `status` and `statusCode` page correctly in the database: a report of "up" counts
+ * only while the device is provably there (MQTT link CONNECTED or a gateway handshake fresher than
+ * $fresh seconds), and a keyed device must still have its gateway peer.
+ */
+const derived = (fresh: string) => `
+  CROSS JOIN LATERAL (
+    SELECT CASE
+             WHEN s.device_id IS NULL OR NOT s.connected THEN NULL
+             WHEN NOT (d.connection_status = 'CONNECTED'
+                       OR (p.gateway_id IS NOT NULL AND p.last_handshake_on > now() - make_interval(secs => ${fresh})))
+               THEN '${StatusCodes.DEVICE_OFFLINE}'
+             WHEN d.vpn_public_key IS NOT NULL AND p.gateway_id IS NULL THEN '${StatusCodes.TUNNEL_LOST}'
+           END AS problem) pr
+  CROSS JOIN LATERAL (
+    SELECT (s.device_id IS NOT NULL AND s.connected AND pr.problem IS NULL) AS connected,
+           CASE WHEN s.device_id IS NULL THEN 'idle' WHEN pr.problem IS NOT NULL THEN 'error' ELSE s.status END AS status,
+           CASE WHEN s.device_id IS NULL THEN '${StatusCodes.UNKNOWN}' ELSE COALESCE(pr.problem, s.status_code) END
+             AS status_code) v`;
+
+/** Parameters of a statement, numbered as they are added. */
+class Params {
+  readonly values: unknown[] = [];
+  add(value: unknown): string {
+    this.values.push(value);
+    return `$${this.values.length}`;
+  }
+}
+
+/** `d.scope_id` within the fleet's scope. A subtree is a prefix of the materialised path. */
+function scopeCondition(scope: FleetScope, p: Params, alias = 'a'): string {
+  return scope.recursive
+    ? `starts_with(${alias}.path, ${p.add(scope.path)})`
+    : `${alias}.id = ${p.add(scope.id)}`;
+}
+
+function filterConditions(f: FleetFilters, p: Params): string[] {
+  const where: string[] = [];
+  if (f.connected !== undefined) where.push(`v.connected = ${p.add(f.connected)}`);
+  if (f.deviceConnection?.length)
+    where.push(`d.connection_status = ANY(${p.add(f.deviceConnection)}::text[])`);
+  if (f.status?.length) where.push(`v.status = ANY(${p.add(f.status)}::text[])`);
+  if (f.statusCode?.length) where.push(`v.status_code = ANY(${p.add(f.statusCode)}::text[])`);
+  return where;
+}
+
+/** Fleet reads: one statement each, every one scoped first. */
+@Injectable()
+export class FleetStatusRepository {
+  constructor(private readonly dataSource: DataSource) {}
+
+  /**
+   * One page, ordered by client id then id (stable under inserts elsewhere in the list); limit + 1
+   * rows so the caller can tell whether more exist. With `withTotal` the count of all matching
+   * devices comes in the same statement (`total` on every row; one row with a null id when the
+   * page is empty).
+   */
+  async page(
+    scope: FleetScope,
+    filters: FleetFilters,
+    page: { offset: number; limit: number; withTotal: boolean },
+    freshSeconds: number,
+  ): Promise<FleetStatusRow[]> {
+    const p = new Params();
+    const fresh = p.add(freshSeconds);
+    const where = [scopeCondition(scope, p), ...filterConditions(filters, p)].join(' AND ');
+    const offset = p.add(page.offset);
+    const limit = p.add(page.limit + 1);
+    const matching = `SELECT ${COLUMNS} ${FROM} ${derived(fresh)} WHERE ${where}`;
+    const sql = page.withTotal
+      ? `WITH m AS (${matching})
+         SELECT pg.*, c.total FROM (SELECT count(*)::int AS total FROM m) c
+           LEFT JOIN LATERAL (SELECT * FROM m ORDER BY client_id, id OFFSET ${offset} LIMIT ${limit}) pg ON true`
+      : `${matching} ORDER BY d.client_id, d.id OFFSET ${offset} LIMIT ${limit}`;
+    return this.dataSource.query(sql, p.values);
+  }
+
+  /** Devices of the scope grouped by link state, derived `connected`, `status` and `statusCode`. */
+  async counts(scope: FleetScope, freshSeconds: number): Promise<FleetCountRow[]> {
+    const p = new Params();
+    const fresh = p.add(freshSeconds);
+    return this.dataSource.query(
+      `SELECT d.connection_status, v.connected, v.status, v.status_code, count(*)::int AS n
+         ${FROM} ${derived(fresh)}
+        WHERE ${scopeCondition(scope, p)}
+        GROUP BY 1, 2, 3, 4`,
+      [...p.values],
+    );
+  }
+
+  /**
+   * What the list's ETag is made of, without reading the page: per account of the scope, the
+   * newest device event (lifecycle and VPN status changes; a device's events go with it), the
+   * newest device modification and the number of devices (a deletion lowers it; a creation raises
+   * the newest modification), and its devices' gateway peers: their count and serials (every
+   * change of a peer stamps it with a new, higher serial), newest handshake, and how many
+   * handshakes are still fresh (a device whose MQTT link is down is `connected` only while its
+   * handshake is fresh, so the answer changes with the clock). Traffic counters are left out.
+   * Each part is an index probe per account (migrations/1795600100000-FleetStatus.ts).
+   */
+  async version(scope: FleetScope, freshSeconds: number): Promise<FleetVersionRow> {
+    const p = new Params();
+    const fresh = p.add(freshSeconds);
+    const rows: FleetVersionRow[] = await this.dataSource.query(
+      `SELECT max(ev.max_id)::text AS max_event_id,
+              to_char(max(dv.max_modified_on) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') AS max_modified_on,
+              coalesce(sum(dv.n), 0)::text AS devices,
+              coalesce(sum(gp.n), 0)::text AS peers,
+              sum(gp.serials)::text AS peer_serials,
+              to_char(max(gp.max_handshake_on) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') AS max_handshake_on,
+              coalesce(sum(gp.fresh), 0)::text AS fresh_peers
+         FROM account a
+         LEFT JOIN LATERAL (SELECT max(e.id) AS max_id FROM device_event e WHERE e.scope_id = a.id) ev ON true
+         LEFT JOIN LATERAL (
+           SELECT max(d.modified_on) AS max_modified_on, count(*) AS n FROM device d WHERE d.scope_id = a.id) dv ON true
+         LEFT JOIN LATERAL (
+           SELECT count(*) AS n, sum(g.serial) AS serials, max(g.last_handshake_on) AS max_handshake_on,
+                  count(*) FILTER (WHERE NOT g.removed
+                                     AND g.last_handshake_on > now() - make_interval(secs => ${fresh})) AS fresh
+             FROM gateway_peer g WHERE g.scope_id = a.id AND g.kind = 'device') gp ON true
+        WHERE ${scopeCondition(scope, p)}`,
+      p.values,
+    );
+    return rows[0];
+  }
+}
