@@ -10,7 +10,7 @@ import {
   issueCredentials,
   type DeviceCredentials,
 } from '../support/device-factories';
-import { createTenant, type Tenant } from '../support/factories';
+import { createTenant, suffix, type Tenant } from '../support/factories';
 import { login } from '../support/http';
 import { startTestApi, type TestApi } from '../support/test-api';
 
@@ -124,5 +124,38 @@ describe('the embedded broker under abuse', () => {
     const client = await eventually(() => connectDevice(api, creds), 5000);
     clients.push(client);
     expect(client.connected).toBe(true);
+  });
+
+  it("should keep two tenants' devices with the same clientId online together in the {account}:{clientId} form", async () => {
+    const other = await createTenant(api, await login(api));
+    const clientId = `shared-gw-${suffix()}`;
+    const mine = await issueCredentials(
+      api,
+      tenant.admin.token,
+      '_',
+      (await createDevice(api, tenant.admin.token, '_', { clientId })).id,
+    );
+    const theirs = await issueCredentials(
+      api,
+      other.admin.token,
+      '_',
+      (await createDevice(api, other.admin.token, '_', { clientId })).id,
+    );
+    const a = await connectDevice(api, mine, { clientId: `${mine.account}:${clientId}` });
+    clients.push(a);
+    const aGone = closed(a);
+    let aClosed = false;
+    void aGone.then(() => (aClosed = true));
+    // The other tenant's device, in either form, neither is refused nor takes A's session.
+    const full = await connectDevice(api, theirs, { clientId: `${theirs.account}:${clientId}` });
+    clients.push(full);
+    await full.endAsync();
+    const plain = await connectDevice(api, theirs);
+    clients.push(plain);
+    await a.publishAsync(Topics.status(mine.account, clientId), Buffer.alloc(0), { qos: 1 });
+    expect(a.connected && plain.connected && !aClosed).toBe(true);
+    // Nobody may use A's full client id with other credentials.
+    await expect(connectDevice(api, theirs, { clientId: `${mine.account}:${clientId}` })).rejects.toThrow();
+    expect(a.connected && !aClosed).toBe(true);
   });
 });
