@@ -26,15 +26,27 @@ async function startPublisher(ctx, name, devices, limitMs) {
     },
   );
   gen.result.catch(() => undefined);
-  await Promise.race([ready, gen.result]);
+  // Not ready yet but already finished (a result or an error): there are no devices to drive.
+  const started = await Promise.race([ready, gen.result.then(() => null)]);
+  if (started === null) throw new Error(`${name} ended before its devices were connected`);
   return {
     gen,
-    /** One step of `rate` reports/s for `durationMs`; resolves with the generator's step summary. */
+    /**
+     * One step of `rate` reports/s for `durationMs`; resolves with the generator's step summary,
+     * rejects at once when the generator ends (dies, errors, hits its hard limit) before that.
+     */
     step(rate, durationMs) {
-      return new Promise((resolve) => {
+      if (!gen.proc.running)
+        return Promise.reject(new Error(`${name} is not running (${gen.proc.exitCode})`));
+      const done = new Promise((resolve) => {
         onProgress = (p) => p.kind === 'step-done' && resolve(p);
         gen.proc.child.send({ type: 'step', rate, durationMs });
       });
+      // The generator's error (exit, hard limit, timeout) as is; a result means it stopped early.
+      const ended = gen.result.then(() => {
+        throw new Error(`${name} ended before its step was done`);
+      });
+      return Promise.race([done, ended]);
     },
     async stop() {
       if (gen.proc.running) gen.proc.child.send({ type: 'stop' });

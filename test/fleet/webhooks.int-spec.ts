@@ -516,9 +516,13 @@ describe('signed webhooks (/v1/{scopeId}/webhooks)', () => {
       ).toEqual(['CONNECTED', 'DISCONNECTED']);
       await eventually(() => expect(receiver.to(vpnOnly.path)).toHaveLength(1));
       expect(JSON.parse(receiver.to(vpnOnly.path)[0].body)).toMatchObject({ type: 'vpn.connected' });
-      const listed = await deliveries(api, tenant.admin.token, parentHook.webhook.id);
-      expect(listed).toHaveLength(4);
-      expect(listed.every((x) => x.status === 'DELIVERED' && x.eventId !== null)).toBe(true);
+      // The outcome is recorded once the receiver's answer is back: wait for it, bounded.
+      const listed = await eventually(async () => {
+        const items = await deliveries(api, tenant.admin.token, parentHook.webhook.id);
+        expect(items).toHaveLength(4);
+        expect(items.every((x) => x.status === 'DELIVERED' && x.eventId !== null)).toBe(true);
+        return items;
+      });
       // Newest first.
       const ids = listed.map((x) => BigInt(x.eventId!));
       expect([...ids].sort((a, b) => (a > b ? -1 : a < b ? 1 : 0))).toEqual(ids);
@@ -704,5 +708,85 @@ describe('webhook outbox across a restart', () => {
       hangQueued.messageId,
     ]);
     expect(receiver.to(hangPath).every((r) => r.verified)).toBe(true);
+  });
+});
+
+describe('webhook send pump (WEBHOOK_CONCURRENCY=4, no poll between)', () => {
+  const CONCURRENCY = 4;
+  const BURST = 50;
+  let api: TestApi;
+  let token: string;
+  const receiver = new WebhookReceiver();
+
+  beforeAll(async () => {
+    await receiver.start();
+    // The longest poll interval: after the first tick, only wake-ups and finished attempts claim.
+    api = await startTestApi({
+      WEBHOOK_ALLOW_PRIVATE: 'true',
+      WEBHOOK_POLL_INTERVAL_MS: '60000',
+      WEBHOOK_CONCURRENCY: String(CONCURRENCY),
+      WEBHOOK_TIMEOUT_MS: '30000',
+      WEBHOOK_RETRY_DELAYS_MS: '60000',
+    });
+    token = (await createTenant(api, await login(api))).admin.token;
+  });
+
+  afterAll(async () => {
+    await api?.stop();
+    await receiver.stop();
+  });
+
+  it('should keep at most WEBHOOK_CONCURRENCY attempts in flight and send a whole burst without waiting for a poll', async () => {
+    const path = newPath();
+    let open = 0;
+    let maxOpen = 0;
+    const held: Array<() => void> = [];
+    let holding = true;
+    receiver.on(path, (_n, _req, res) => {
+      open++;
+      maxOpen = Math.max(maxOpen, open);
+      const reply = () => {
+        open--;
+        res.writeHead(204).end();
+      };
+      if (holding) held.push(reply);
+      else reply();
+    });
+    const webhook = await createWebhook(api, token, {
+      url: receiver.url(path),
+      events: ['device.connection'],
+    });
+    receiver.setSecret(path, webhook.secret);
+
+    // Every slot busy with an attempt the receiver holds; then the rest of the burst is queued.
+    const queued: DeliveryBody[] = [];
+    for (let i = 0; i < CONCURRENCY; i++) queued.push(await sendTest(api, token, webhook.id));
+    await eventually(() => expect(held).toHaveLength(CONCURRENCY), 10_000);
+    for (let i = CONCURRENCY; i < BURST; i++) queued.push(await sendTest(api, token, webhook.id));
+    expect(receiver.to(path)).toHaveLength(CONCURRENCY);
+    // Let the ticks those wake-ups started end (they found no free slot), so that nothing but the
+    // finishing attempts can claim the rest. Not a threshold: the outcome is the same without it.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Released: the finished attempts claim the rest at once, with no poll tick to help.
+    holding = false;
+    for (const reply of held) reply();
+
+    const listed = await eventually(async () => {
+      const res = await request(api.url)
+        .get(`/v1/_/webhooks/${webhook.id}/deliveries?limit=100`)
+        .set(bearer(token))
+        .expect(200);
+      const items = res.body.items as DeliveryBody[];
+      expect(items.filter((d) => d.status === 'DELIVERED')).toHaveLength(BURST);
+      return items;
+    }, 20_000);
+    expect(listed.every((d) => d.attempts === 1)).toBe(true);
+    const got = receiver.to(path);
+    // One request per delivery, each with its own webhook-id, all signed.
+    expect(got).toHaveLength(BURST);
+    expect(new Set(got.map((r) => r.headers['webhook-id']))).toEqual(new Set(queued.map((d) => d.messageId)));
+    expect(got.every((r) => r.verified)).toBe(true);
+    // Every slot was used, never more.
+    expect(maxOpen).toBe(CONCURRENCY);
   });
 });

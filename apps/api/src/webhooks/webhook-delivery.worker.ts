@@ -15,10 +15,13 @@ import { sendWebhook, type SendResult } from './webhook-sender';
 const LEASE_MARGIN_MS = 30_000;
 
 /**
- * Runs webhooks in every API instance: each tick dispatches new fleet events into the outbox and
- * sends the deliveries that are due, up to WEBHOOK_CONCURRENCY at a time. On shutdown it stops
- * claiming, cuts the attempts in flight and gives them back (PENDING, due now, same webhook-id),
- * so the next instance to run sends them again.
+ * Runs webhooks in every API instance. Each tick (every WEBHOOK_POLL_INTERVAL_MS) dispatches new
+ * fleet events into the outbox and claims what is due. Between ticks a send pump keeps up to
+ * WEBHOOK_CONCURRENCY attempts in flight: while due work may remain (the last claim filled every
+ * free slot, or deliveries were just inserted), a finished attempt claims the free slots again at
+ * once; a claim that comes back short ends the burst until the next tick or wake-up. On shutdown it
+ * stops claiming, cuts the attempts in flight and gives them back (PENDING, due now, same
+ * webhook-id), so the next instance to run sends them again.
  */
 @Injectable()
 export class WebhookDeliveryWorker implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -28,7 +31,10 @@ export class WebhookDeliveryWorker implements OnApplicationBootstrap, BeforeAppl
   private readonly shutdown = new AbortController();
   private timer?: NodeJS.Timeout;
   private ticking?: Promise<void>;
-  private again = false;
+  /** The claim loop, while it runs (one at a time per instance). */
+  private pumping?: Promise<void>;
+  /** Due deliveries may remain beyond what was claimed: claim again as soon as a slot is free. */
+  private mayHaveMore = false;
   private stopped = true;
 
   constructor(
@@ -37,6 +43,8 @@ export class WebhookDeliveryWorker implements OnApplicationBootstrap, BeforeAppl
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
     this.box = new WebhookSecretBox(config.webhooks.secretKey ?? config.jwtSecret);
+    // New deliveries are claimed right after the dispatcher committed them, not at the next tick.
+    dispatcher.onDeliveriesCreated(() => this.nudge());
   }
 
   onApplicationBootstrap(): void {
@@ -48,15 +56,16 @@ export class WebhookDeliveryWorker implements OnApplicationBootstrap, BeforeAppl
     this.stopped = true;
     clearTimeout(this.timer);
     await this.ticking;
+    await this.pumping;
     this.shutdown.abort();
     await Promise.allSettled([...this.inFlight]);
   }
 
-  /** Runs a tick soon (e.g. after a test delivery was enqueued). */
+  /** Deliveries were enqueued (e.g. a test delivery, or by the dispatcher): claim them soon. */
   nudge(): void {
     if (this.stopped) return;
-    if (this.ticking) this.again = true;
-    else this.schedule(0);
+    this.mayHaveMore = true;
+    this.pump();
   }
 
   private schedule(delayMs: number): void {
@@ -68,10 +77,7 @@ export class WebhookDeliveryWorker implements OnApplicationBootstrap, BeforeAppl
   private tick(): Promise<void> {
     this.ticking ??= this.runTick().finally(() => {
       this.ticking = undefined;
-      if (this.stopped) return;
-      const rerun = this.again;
-      this.again = false;
-      this.schedule(rerun ? 0 : this.config.webhooks.pollIntervalMs);
+      if (!this.stopped) this.schedule(this.config.webhooks.pollIntervalMs);
     });
     return this.ticking;
   }
@@ -79,14 +85,47 @@ export class WebhookDeliveryWorker implements OnApplicationBootstrap, BeforeAppl
   private async runTick(): Promise<void> {
     try {
       await this.dispatcher.dispatch();
-      if (this.stopped) return;
-      const free = this.config.webhooks.concurrency - this.inFlight.size;
-      const claimed = await this.outbox.claimDue(free, this.config.webhooks.timeoutMs + LEASE_MARGIN_MS);
-      for (const claim of claimed) this.track(this.attempt(claim));
-      // A full batch: there may be more due, take them as soon as a slot frees up.
-      if (claimed.length && claimed.length === free) this.again = true;
     } catch (err) {
-      this.logger.error({ err }, 'webhook tick failed');
+      this.logger.error({ err }, 'webhook dispatch failed');
+    }
+    // Retries come due and leases run out with time: look for them on every tick. The claims run
+    // on their own (a backlog being worked off does not hold the next dispatch back).
+    this.nudge();
+  }
+
+  /**
+   * Starts the claim loop unless it is running. It claims the free slots while due work may
+   * remain; every claim either fills all free slots (the loop then waits for an attempt to
+   * finish) or comes back short (nothing more due now), so it never spins.
+   */
+  private pump(): void {
+    if (this.pumping || this.stopped) return;
+    if (!this.mayHaveMore || this.inFlight.size >= this.config.webhooks.concurrency) return;
+    this.pumping = this.claimWhileDue().finally(() => {
+      this.pumping = undefined;
+      // A wake-up that came after the loop's last check.
+      this.pump();
+    });
+  }
+
+  private async claimWhileDue(): Promise<void> {
+    const { concurrency, timeoutMs } = this.config.webhooks;
+    while (this.mayHaveMore && !this.stopped) {
+      const free = concurrency - this.inFlight.size;
+      if (free <= 0) return; // a finishing attempt starts the loop again
+      this.mayHaveMore = false;
+      let claimed: ClaimedDelivery[];
+      try {
+        claimed = await this.outbox.claimDue(free, timeoutMs + LEASE_MARGIN_MS);
+      } catch (err) {
+        // Ends the burst; the next tick tries again.
+        this.logger.error({ err }, 'claiming webhook deliveries failed');
+        this.mayHaveMore = false;
+        return;
+      }
+      for (const claim of claimed) this.track(this.attempt(claim));
+      // Every free slot filled: there may be more due.
+      if (claimed.length === free) this.mayHaveMore = true;
     }
   }
 
@@ -94,7 +133,7 @@ export class WebhookDeliveryWorker implements OnApplicationBootstrap, BeforeAppl
     this.inFlight.add(p);
     void p.finally(() => {
       this.inFlight.delete(p);
-      if (this.again) this.nudge();
+      this.pump();
     });
   }
 

@@ -35,11 +35,20 @@ export function fleetEventBody(e: FleetEvent): string {
 @Injectable()
 export class WebhookDispatcher {
   private lastPrune = 0;
+  private readonly createdListeners: Array<() => void> = [];
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
     private readonly feed: EventFeedRepository,
   ) {}
+
+  /**
+   * `listener` runs (in this process) each time a dispatch page has committed new deliveries, so
+   * the sender can claim them at once instead of at its next poll.
+   */
+  onDeliveriesCreated(listener: () => void): void {
+    this.createdListeners.push(listener);
+  }
 
   /** Dispatches what the feed has up to its watermark; returns the number of deliveries created. */
   async dispatch(): Promise<number> {
@@ -48,6 +57,7 @@ export class WebhookDispatcher {
       const result = await this.dispatchPage();
       if (result === null) break;
       created += result.created;
+      if (result.created) for (const listener of this.createdListeners) listener();
       if (!result.more) break;
     }
     if (Date.now() - this.lastPrune > PRUNE_EVERY_MS) {
