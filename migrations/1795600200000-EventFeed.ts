@@ -15,7 +15,7 @@ export class EventFeed1795600200000 implements MigrationInterface {
          -- Take the transaction id first, then the event id: an id is never held by a transaction
          -- that a snapshot does not list as running (see EventFeedRepository).
          PERFORM pg_current_xact_id();
-         NEW.id := nextval(pg_get_serial_sequence('device_event', 'id'));
+         NEW.id := nextval('device_event_id_seq'::regclass);
          RETURN NEW;
        END $$`,
     );

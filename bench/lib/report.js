@@ -189,6 +189,22 @@ stopped at the end, also on Ctrl-C. A fresh database is created per run and drop
 - Fleet: ${num(results.settings.fleetDevices)} agents (one \`vpn-agent simulate\` process) connect in batches of
   ${results.settings.fleetBatch}; "up" = every agent's BIRTH acknowledged and every device \`CONNECTED\` in the database.
 - Devices are created through the REST API (create + credentials, 20 at a time), not in SQL.
+- Fleet status: \`GET /v1/_/vpn/status?limit=500&offset=…\` over every page, 10 connections; every device
+  first gets a VPN status in SQL. Second row: the same pages with \`If-None-Match\` (304). Ceilings: the
+  API's page statement alone with the same JSON, and its ETag probe statement answering 304.
+- SSE fan-out: 50 subscribers on \`GET /v1/_/vpn/events\` while simulated devices publish about 1,000
+  status changes/s over MQTT (the real ingest path); lag = the event's \`occurredOn\` → arrival; every
+  subscriber must get every event once, in order. Ceiling: the same subscribers on a bare SSE tail of
+  \`device_event\` polled at the same interval, fed by the same ingest.
+- Webhook delivery: a burst of status changes to a local receiver registered for every event type;
+  deliveries/s and lag until all are delivered exactly once with valid signatures. Ceiling: a bare loop
+  POSTing the same signed bodies with the sender's concurrency.
+- Gateway sync: the real \`vpn-gateway\` process (wireguard-go in its own namespace) driven by a fake
+  cloud: a full sync of 10,000 peers in chunks of 500, and single changes while 10,000 exist. Ceiling:
+  the same peers written straight to a wireguard-go interface over UAPI.
+- Tunnel connect: \`_connect\` → the first ping answered through a real tunnel (real gateway and agents
+  with the WireGuard driver, each in a namespace), and a gateway restart re-syncing 10,000 peers from the
+  cloud. Ceiling: the same tunnel set up by hand without the cloud.
 `;
 }
 

@@ -5,7 +5,7 @@ import { createAccount, createUser, suffix } from '../support/factories';
 import { bearer, expectError, login } from '../support/http';
 import { startTestApi, type TestApi } from '../support/test-api';
 
-/** One test per error class of DESIGN §4: status, exact body shape, nothing internal leaked. */
+/** One test per error class of the README's REST conventions: status, exact body shape, nothing internal leaked. */
 describe('Error responses', () => {
   let api: TestApi;
   let token: string;

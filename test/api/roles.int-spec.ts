@@ -15,7 +15,7 @@ import { startTestApi, type TestApi } from '../support/test-api';
 /**
  * Each route against each role: refused with 403 FORBIDDEN without its
  * permission, allowed with it. The expected grants are written out from the
- * design (DESIGN §3), not read from roles.ts, so a change there shows up here.
+ * design (README, REST conventions), not read from roles.ts, so a change there shows up here.
  */
 const READ_ALL = [
   'account:read',

@@ -71,7 +71,7 @@ describe('device MQTT credentials (embedded broker)', () => {
       clientId: device.clientId,
       account: tenant.account.name,
     });
-    // At least 128 random bits (DESIGN §3): 22 base64url characters.
+    // At least 128 random bits (docs/security.md): 22 base64url characters.
     expect(creds.password.length).toBeGreaterThanOrEqual(22);
 
     const client = await connect(creds);

@@ -3,7 +3,7 @@ import { AddressInfo } from 'node:net';
 
 import { provisionDevices } from './provision';
 
-// A stand-in for the REST API's device routes (DESIGN §3/§4), just enough to check the client's calls.
+// A stand-in for the REST API's device routes (README, REST conventions), just enough to check the client's calls.
 function fakeApi(): { server: Server; calls: string[]; url: () => string } {
   const calls: string[] = [];
   const devices = new Map<string, string>([['sim-existing', 'id-existing']]);

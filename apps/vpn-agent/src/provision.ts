@@ -1,4 +1,4 @@
-// Creates simulated devices through the cloud's REST API (DESIGN §3/§4) and fetches their MQTT
+// Creates simulated devices through the cloud's REST API (README, REST conventions) and fetches their MQTT
 // credentials, so a load test needs nothing but an API URL and a token or API key.
 import type { DeviceCredentials } from './device-credentials';
 

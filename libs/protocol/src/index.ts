@@ -1,4 +1,4 @@
-// @app/protocol: the device protocol shared by the API and the VPN agent (DESIGN §6, docs/protocol.md).
+// @app/protocol: the device protocol shared by the API and the VPN agent (docs/protocol.md).
 export * from './kura-payload';
 export * from './kura-payload.codec';
 export { KURA_PAYLOAD_PROTO } from './kura-payload.schema';

@@ -1,4 +1,4 @@
-// Metric names of the device protocol (DESIGN §6), shared by the cloud and the agent so neither
+// Metric names of the device protocol (docs/protocol.md), shared by the cloud and the agent so neither
 // side can misspell one.
 export const Metrics = {
   // Kura request/response convention

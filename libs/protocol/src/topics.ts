@@ -1,4 +1,4 @@
-// Every MQTT topic of the device protocol (DESIGN §6): builders, the parser the cloud uses to route
+// Every MQTT topic of the device protocol (docs/protocol.md): builders, the parser the cloud uses to route
 // incoming messages, and the device ACL the broker enforces. Topics are compared level by level,
 // never by string prefix, so account `acme` can never reach into account `acme-eu`.
 
@@ -178,7 +178,7 @@ function validIds(acc: string | undefined, clientId: string | undefined): boolea
 }
 
 // ---------------------------------------------------------------------------------------------
-// Device ACL (DESIGN §6). Deny by default; every rule needs at least one level below the granted
+// Device ACL (docs/protocol.md). Deny by default; every rule needs at least one level below the granted
 // namespace, and no topic or filter may contain empty levels, NUL or other control characters.
 
 /**

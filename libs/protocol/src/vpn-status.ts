@@ -161,7 +161,7 @@ export function readStatusReport(p: KuraPayload): VpnStatusReport | null {
   const status = getStringMetric(p, Metrics.VPN_STATUS) as VpnStatus | undefined;
   const statusCode = getStringMetric(p, Metrics.VPN_STATUS_CODE);
   const bootId = getStringMetric(p, Metrics.VPN_BOOT_ID);
-  // seq must be an INT64 metric (DESIGN §6): another numeric type means a malformed report.
+  // seq must be an INT64 metric (docs/protocol.md): another numeric type means a malformed report.
   const seq = getInt64Metric(p, Metrics.VPN_SEQ);
   if (
     connected === undefined ||
@@ -185,7 +185,7 @@ export function readStatusReport(p: KuraPayload): VpnStatusReport | null {
 }
 
 /**
- * Ordering rule (DESIGN §6). Within one boot of the agent, `seq` strictly grows, so a report with
+ * Ordering rule (docs/protocol.md). Within one boot of the agent, `seq` strictly grows, so a report with
  * the same bootId and a lower or equal seq is older than (or a replay of) the one we hold and is
  * ignored; that keeps reordered or redelivered QoS 1 messages from rolling status back. A report
  * with a different bootId comes from a new agent start (its seq restarts at 0) and is accepted.

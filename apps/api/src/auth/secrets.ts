@@ -1,7 +1,7 @@
 import { createHash, randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 
 /**
- * Secret handling (DESIGN §3). Human passwords get a slow, salted scrypt hash.
+ * Secret handling (docs/security.md). Human passwords get a slow, salted scrypt hash.
  * Server-generated secrets carry 256 random bits, so a SHA-256 digest compared in
  * constant time is enough and keeps a reconnect storm of devices cheap.
  */

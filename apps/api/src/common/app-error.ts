@@ -1,6 +1,6 @@
 /**
  * Typed domain errors. Services throw these; the global exception filter maps
- * them to the documented error body `{result, error, details}` (DESIGN §4).
+ * them to the documented error body `{result, error, details}` (README, REST conventions).
  */
 export const ErrorCodes = {
   INVALID_ARGUMENT: 400,

@@ -16,7 +16,7 @@ export type MqttMessageListener = (topic: string, payload: Buffer) => void;
 /**
  * The cloud's one MQTT client. Its client id is stable per instance and its
  * session persistent (clean: false) with QoS 1, so replies and events queued
- * while it reconnects are delivered afterwards (DESIGN §6).
+ * while it reconnects are delivered afterwards (docs/protocol.md).
  */
 @Injectable()
 export class CloudMqttClient implements OnApplicationBootstrap, BeforeApplicationShutdown {

@@ -23,7 +23,7 @@ function authError(message: string, returnCode: AuthenticateError['returnCode'])
 
 /**
  * The in-process MQTT broker (aedes) started when no MQTT_URL is configured.
- * It authenticates every connection and enforces the topic ACL of DESIGN §6,
+ * It authenticates every connection and enforces the topic ACL of docs/protocol.md,
  * so a device can only speak for itself.
  */
 /** The largest packet the cloud's own client may publish (gateway peer syncs). */
@@ -146,7 +146,7 @@ export class EmbeddedBroker implements OnModuleInit, OnApplicationShutdown {
       }
     });
     const server = createServer({ noDelay: true }, (socket) => {
-      // Without TCP_NODELAY a QoS 1 round trip through aedes takes ~88 ms instead of ~0.4 ms (DESIGN §2).
+      // Without TCP_NODELAY a QoS 1 round trip through aedes takes ~88 ms instead of ~0.4 ms.
       socket.setNoDelay(true);
       const address = socket.remoteAddress ?? 'unknown';
       if (!pending.admit(address)) {

@@ -78,7 +78,7 @@ const APPLY_SQL = `WITH input AS (
    SELECT device_id, scope_id, connected, ip_address, status, status_code, reported_on FROM up`;
 
 /**
- * Persists VPN status reports with the ordering rule of DESIGN §6 applied in
+ * Persists VPN status reports with the ordering rule of docs/protocol.md applied in
  * the database, atomically per row: a report replaces the stored one only if it
  * comes from another boot or has a higher seq in the same boot. A change of
  * connected/status/ip/statusCode is also recorded as a VPN_STATUS device event. One round
