@@ -25,12 +25,15 @@ const LIST_SQL = `SELECT id, scope_id, client_id, display_name, status, connecti
        mqtt_username, credentials_issued_on, created_on, created_by, modified_on, modified_by, optlock
   FROM device WHERE scope_id = $1 ORDER BY client_id ASC OFFSET $2 LIMIT $3`;
 
-// The API's page statement (apps/api/src/fleet/fleet-status.repository.ts, one account, no filters),
-// with the derived view computed in SQL; the items are built from it without further logic.
-const FLEET_PAGE_SQL = `SELECT d.id, d.client_id, d.display_name, d.scope_id, d.connection_status, s.reported_on,
+// The API's unfiltered page statement (apps/api/src/fleet/fleet-status.repository.ts, devicePage,
+// one account): the page is picked from the device index first, then only its devices are joined;
+// the derived view is computed in SQL, and the items are built from it without further logic.
+const FLEET_PAGE_SQL = `WITH pg AS MATERIALIZED (
+    SELECT d.* FROM device d WHERE d.scope_id = $2 ORDER BY d.client_id, d.id OFFSET $3 LIMIT $4)
+SELECT d.id, d.client_id, d.display_name, d.scope_id, d.connection_status, s.reported_on,
        p.gateway_id, p.last_handshake_on, p.rx_bytes, p.tx_bytes, a.vpn_subnet::text AS vpn_subnet,
        v.connected, CASE WHEN v.connected THEN s.ip_address ELSE '0.0.0.0' END AS ip_address, v.status, v.status_code
-  FROM device d
+  FROM pg d
   JOIN account a ON a.id = d.scope_id
   LEFT JOIN device_vpn_status s ON s.device_id = d.id
   LEFT JOIN gateway_peer p ON p.device_id = d.id AND NOT p.removed
@@ -46,8 +49,7 @@ const FLEET_PAGE_SQL = `SELECT d.id, d.client_id, d.display_name, d.scope_id, d.
     SELECT (s.device_id IS NOT NULL AND s.connected AND pr.problem IS NULL) AS connected,
            CASE WHEN s.device_id IS NULL THEN 'idle' WHEN pr.problem IS NOT NULL THEN 'error' ELSE s.status END AS status,
            CASE WHEN s.device_id IS NULL THEN '000' ELSE COALESCE(pr.problem, s.status_code) END AS status_code) v
- WHERE a.id = $2
- ORDER BY d.client_id, d.id OFFSET $3 LIMIT $4`;
+ ORDER BY d.client_id, d.id`;
 
 // The API's ETag probe (FleetStatusRepository.version), one account.
 const FLEET_VERSION_SQL = `SELECT max(ev.max_id)::text AS max_event_id,
