@@ -78,7 +78,7 @@ function ingestionTable(results) {
 
 function fleetTable(results) {
   const fleets = results.scenarios.filter(
-    (x) => x.id.startsWith('fleet-') && x.id !== 'fleet-list' && x.status === 'ok',
+    (x) => ['fleet-embedded', 'fleet-mosquitto'].includes(x.id) && x.status === 'ok',
   );
   if (fleets.length === 0) return '';
   const lines = [
