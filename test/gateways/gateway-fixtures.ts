@@ -177,7 +177,7 @@ export class SimDevice {
     account: string,
     opts: { publicKey?: string | null } = {},
   ): Promise<SimDevice> {
-    const creds = usesExternalBroker() ? undefined : await issueCredentials(api, token, scope, device.id);
+    const creds = usesExternalBroker(api) ? undefined : await issueCredentials(api, token, scope, device.id);
     const publicKey = opts.publicKey === undefined ? wireGuardKey() : opts.publicKey;
     const sim = new SimDevice(api, device, account, creds, publicKey);
     await sim.connect();

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { connectAsync } from 'mqtt';
 import request from 'supertest';
 import { eventually } from '../support/eventually';
-import { createDevice, getDevice, usesExternalBroker } from '../support/device-factories';
+import { createDevice, getDevice } from '../support/device-factories';
 import { createAccount, createTenant, createUser, type CreatedUser, type Tenant } from '../support/factories';
 import { FakeGateway } from '../support/fake-gateway';
 import { bearer, expectError, login } from '../support/http';
@@ -322,7 +322,6 @@ describe('gateway registry (REST: /v1/{scopeId}/gateways)', () => {
     });
 
     it('should let the gateway connect with its credentials, and only those of the latest issue', async () => {
-      if (usesExternalBroker()) return; // startTestApi uses the embedded broker here anyway
       const t = await createTenant(api, rootToken);
       const gw = await createGateway(api, t.admin.token);
       const first = await issueGatewayCredentials(api, t.admin.token, '_', gw.id);

@@ -19,8 +19,11 @@ import type { TestApi } from './test-api';
  * names and client ids (`uniqueClientId()`).
  */
 
-/** True when the tests run against a real broker (Mosquitto) instead of the embedded aedes. */
-export const usesExternalBroker = (): boolean => !!process.env.TEST_MQTT_URL;
+/**
+ * True when this API runs against a real broker (Mosquitto, TEST_MQTT_URL) instead of the embedded
+ * aedes; an API started with `embeddedBroker: true` uses the embedded one even when it is set.
+ */
+export const usesExternalBroker = (api: TestApi): boolean => api.externalBroker;
 
 export const uniqueClientId = (prefix = 'dev'): string => `${prefix}-${randomBytes(5).toString('hex')}`;
 
@@ -217,7 +220,7 @@ export async function connectAsDevice(
   account: string,
   opts: ConnectDeviceOptions = {},
 ): Promise<MqttClient> {
-  if (usesExternalBroker()) return connectAnonymous(api, account, device.clientId, opts);
+  if (usesExternalBroker(api)) return connectAnonymous(api, account, device.clientId, opts);
   const creds = await issueCredentials(api, token, scope, device.id);
   return connectDevice(api, creds, opts);
 }

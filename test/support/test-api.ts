@@ -29,6 +29,8 @@ export interface TestApi extends RunningApi {
   db: TestDatabase;
   /** URL of the broker the API uses (embedded on a free port, or TEST_MQTT_URL). */
   mqttUrl: string;
+  /** True when this API uses the real broker of TEST_MQTT_URL, which checks no credentials. */
+  externalBroker: boolean;
 }
 
 /**
@@ -71,6 +73,7 @@ export async function startTestApi(
     ...api,
     db,
     mqttUrl: config.mqttUrl ?? broker.url,
+    externalBroker: config.mqttUrl !== undefined,
     stop: async () => {
       await api.stop();
       await dropDb();
