@@ -3,6 +3,7 @@ import { firstHostAddress, type GatewayPeer } from '@app/protocol';
 import type { DeviceBody } from '../support/device-factories';
 import type { AccountBody } from '../support/factories';
 import type { FakeGateway } from '../support/fake-gateway';
+import type { components } from '../generated/api-types';
 import { bearer } from '../support/http';
 import type { TestApi } from '../support/test-api';
 import { CLIENT_POOL, Closer, createDeviceIn, SimDevice } from '../gateways/gateway-fixtures';
@@ -11,38 +12,11 @@ import { CLIENT_POOL, Closer, createDeviceIn, SimDevice } from '../gateways/gate
 
 export const ISO_DATE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 
-/** What `POST …/devices/{deviceId}/vpn/sessions` answers (201). */
-export interface SessionCreatedBody {
-  id: string;
-  pingToken: string;
-  deviceId: string;
-  gatewayId: string;
-  tunnelAddress: string;
-  serverEndpoint: string;
-  serverPublicKey: string;
-  allowedIps: string[];
-  dns: string[];
-  keepalive: number;
-  pingInterval: number;
-  expiresOn: string;
-}
+/** What `POST …/devices/{deviceId}/vpn/sessions` answers (201), as the OpenAPI spec declares it. */
+export type SessionCreatedBody = components['schemas']['SessionCreatedDto'];
 
-/** One row of the audit trail (`GET /v1/{scopeId}/vpn/sessions`). */
-export interface SessionBody {
-  id: string;
-  kind: 'device' | 'site';
-  deviceId: string | null;
-  gatewayId: string | null;
-  userId: string | null;
-  apiKeyId: string | null;
-  tunnelAddress: string;
-  startedOn: string;
-  lastSeenOn: string;
-  endedOn: string | null;
-  endReason: string | null;
-  rxBytes: number;
-  txBytes: number;
-}
+/** One row of the audit trail (`GET /v1/{scopeId}/vpn/sessions`), as the OpenAPI spec declares it. */
+export type SessionBody = components['schemas']['SessionDto'];
 
 /** Every field of an audit row, and only these. */
 export const SESSION_FIELDS = [
