@@ -6,7 +6,7 @@ import { isUniqueViolation } from '../common/db-errors';
 import { toListResult, type ListResult } from '../common/list';
 import { updateWithOptlock } from '../common/optlock';
 import { digest, generateSecret } from '../auth/secrets';
-import { EmbeddedBroker } from '../mqtt/embedded-broker';
+import { BrokerCredentials } from '../mqtt/broker-credentials';
 import { DevicePeers } from '../gateways/device-peers.service';
 import { GatewayRepository } from '../gateways/gateway.repository';
 import { Device } from './device.entity';
@@ -32,7 +32,7 @@ export class DevicesService {
     @InjectRepository(DeviceEvent) private readonly events: Repository<DeviceEvent>,
     private readonly dataSource: DataSource,
     private readonly tunnelPool: TunnelAddressPool,
-    private readonly broker: EmbeddedBroker,
+    private readonly brokerCredentials: BrokerCredentials,
     private readonly gateways: GatewayRepository,
     private readonly devicePeers: DevicePeers,
   ) {}
@@ -140,22 +140,46 @@ export class DevicesService {
     if (updated.status === 'DISABLED') {
       // A disabled device keeps no tunnel: its peer leaves the gateway and its link is cut.
       await this.devicePeers.detach(id);
-      this.broker.disconnectClient(id);
+    }
+    if (dto.status !== undefined) {
+      await this.brokerCredentials.announce({
+        type: updated.status === 'DISABLED' ? 'disabled' : 'enabled',
+        kind: 'device',
+        id,
+        account: await this.accountName(scopeId),
+        clientId: updated.clientId,
+      });
     }
     return toDeviceDto(updated);
   }
 
   async delete(scopeId: string, id: string): Promise<void> {
-    const changes = await this.dataSource.transaction(async (em) => {
+    const { changes, clientId } = await this.dataSource.transaction(async (em) => {
       // The peer's tombstone outlives the device until its gateway has removed it.
       const removed = await this.devicePeers.detachIn(em, id);
-      const result = await em.getRepository(Device).delete({ scopeId, id });
-      if (!result.affected) throw AppError.notFound('Device', `No device ${id} in this scope`);
-      return removed;
+      const repo = em.getRepository(Device);
+      const device = await repo.findOne({ where: { scopeId, id }, select: { id: true, clientId: true } });
+      if (!device) throw AppError.notFound('Device', `No device ${id} in this scope`);
+      await repo.delete({ scopeId, id });
+      return { changes: removed, clientId: device.clientId };
     });
     this.devicePeers.publish(changes);
     this.devicePeers.removed(id, 'deleted');
-    this.broker.disconnectClient(id);
+    await this.brokerCredentials.announce({
+      type: 'deleted',
+      kind: 'device',
+      id,
+      account: await this.accountName(scopeId),
+      clientId,
+    });
+  }
+
+  private async accountName(scopeId: string): Promise<string> {
+    const rows: Array<{ name: string }> = await this.dataSource.query(
+      'SELECT name FROM account WHERE id = $1',
+      [scopeId],
+    );
+    return rows[0].name;
   }
 
   /**
@@ -164,19 +188,24 @@ export class DevicesService {
    * working for new connections, and the current session is closed.
    */
   async issueCredentials(scopeId: string, id: string): Promise<DeviceCredentialsDto> {
-    const rows: Array<{ name: string }> = await this.dataSource.query(
-      'SELECT name FROM account WHERE id = $1',
-      [scopeId],
-    );
+    const account = await this.accountName(scopeId);
     const device = await this.findOne(scopeId, id);
     const password = generateSecret();
-    const username = `${rows[0].name}:${device.clientId}`;
+    const username = `${account}:${device.clientId}`;
     await this.devices.update(
       { scopeId, id },
       { mqttUsername: username, mqttPasswordDigest: digest(password), credentialsIssuedOn: new Date() },
     );
-    this.broker.disconnectClient(id);
-    return { username, password, clientId: device.clientId, account: rows[0].name };
+    await this.brokerCredentials.announce({
+      type: 'issued',
+      kind: 'device',
+      id,
+      account,
+      clientId: device.clientId,
+      username,
+      password,
+    });
+    return { username, password, clientId: device.clientId, account };
   }
 
   async listEvents(

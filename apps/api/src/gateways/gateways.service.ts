@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { AppError } from '../common/app-error';
 import { toListResult, type ListResult } from '../common/list';
 import { digest, generateSecret } from '../auth/secrets';
-import { EmbeddedBroker } from '../mqtt/embedded-broker';
+import { BrokerCredentials } from '../mqtt/broker-credentials';
 import {
   toGatewayDto,
   type CreateGatewayDto,
@@ -19,7 +19,7 @@ import type { Gateway } from './gateway.entity';
 export class GatewaysService {
   constructor(
     private readonly gateways: GatewayRepository,
-    private readonly broker: EmbeddedBroker,
+    private readonly brokerCredentials: BrokerCredentials,
   ) {}
 
   private async findOne(scopeId: string, id: string): Promise<Gateway> {
@@ -67,8 +67,15 @@ export class GatewaysService {
   }
 
   async delete(scopeId: string, id: string): Promise<void> {
+    const gateway = await this.findOne(scopeId, id);
     await this.gateways.delete(scopeId, id);
-    this.broker.disconnectClient(id);
+    await this.brokerCredentials.announce({
+      type: 'deleted',
+      kind: 'gateway',
+      id,
+      account: await this.gateways.accountName(scopeId),
+      clientId: gateway.name,
+    });
   }
 
   /**
@@ -81,7 +88,15 @@ export class GatewaysService {
     const password = generateSecret();
     const username = `${account}:${gateway.name}`;
     await this.gateways.setCredentials(scopeId, id, username, digest(password));
-    this.broker.disconnectClient(id);
+    await this.brokerCredentials.announce({
+      type: 'issued',
+      kind: 'gateway',
+      id,
+      account,
+      clientId: gateway.name,
+      username,
+      password,
+    });
     return { username, password, clientId: gateway.name, account };
   }
 }

@@ -7,6 +7,7 @@ import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { deviceMayPublish, deviceMaySubscribe, GATEWAY_APP_ID, VPN_APP_ID } from '@app/protocol';
 import { PacketLengthGuard, PendingConnections } from './connection-guard';
 import { DeviceMessageLog } from './device-message-log';
+import { BrokerCredentials } from './broker-credentials';
 import {
   CLOUD_USERNAME,
   identityId,
@@ -54,7 +55,15 @@ export class EmbeddedBroker implements OnModuleInit, OnApplicationShutdown {
   readonly cloudPassword = randomBytes(24).toString('base64url');
   port = 0;
 
-  constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {}
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    credentials: BrokerCredentials,
+  ) {
+    // New, disabled or deleted credentials end the live session: the next CONNECT is checked anew.
+    credentials.onChange((change) => {
+      if (change.type !== 'enabled') this.disconnectClient(change.id);
+    });
+  }
 
   get enabled(): boolean {
     return !this.config.mqttUrl;

@@ -1,4 +1,5 @@
 import { Global, Module } from '@nestjs/common';
+import { BrokerCredentials } from './broker-credentials';
 import { CloudMqttClient } from './cloud-mqtt.client';
 import { ConnectionEvents } from './connection-events';
 import { EmbeddedBroker } from './embedded-broker';
@@ -8,7 +9,21 @@ import { MqttRouter } from './mqtt-router';
 /** The cloud's MQTT side: the embedded broker, the one client, the topic router, Kura requests. */
 @Global()
 @Module({
-  providers: [EmbeddedBroker, CloudMqttClient, MqttRouter, KuraRequestClient, ConnectionEvents],
-  exports: [EmbeddedBroker, CloudMqttClient, MqttRouter, KuraRequestClient, ConnectionEvents],
+  providers: [
+    BrokerCredentials,
+    EmbeddedBroker,
+    CloudMqttClient,
+    MqttRouter,
+    KuraRequestClient,
+    ConnectionEvents,
+  ],
+  exports: [
+    BrokerCredentials,
+    EmbeddedBroker,
+    CloudMqttClient,
+    MqttRouter,
+    KuraRequestClient,
+    ConnectionEvents,
+  ],
 })
 export class MqttModule {}
