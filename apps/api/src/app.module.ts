@@ -14,6 +14,7 @@ import { AuthModule } from './auth/auth.module';
 import { PrincipalRateLimitGuard } from './auth/rate-limit.guard';
 import { FixedWindowStorage } from './auth/rate-limit.storage';
 import { UsersModule } from './users/users.module';
+import { SeedingModule } from './seeding/seeding.module';
 import { DevicesModule } from './devices/devices.module';
 import { VpnModule } from './vpn/vpn.module';
 import { FleetModule } from './fleet/fleet.module';
@@ -54,6 +55,7 @@ export class AppModule {
         AccountsModule,
         UsersModule,
         ApiKeysModule,
+        SeedingModule,
         GatewaysModule,
         DevicesModule,
         VpnModule,

@@ -6,8 +6,8 @@ import { AppError } from '../common/app-error';
 import { toListResult, type ListResult } from '../common/list';
 import { actorId, type Principal } from '../auth/principal';
 import { roleWithin } from '../auth/roles';
-import { digest, generateSecret } from '../auth/secrets';
-import { TokenService } from '../auth/token.service';
+import { digest, generateSecret } from '../common/secrets';
+import { TokensRepository } from '../auth/tokens.repository';
 import { deleteApiKeysCreatedBy } from './api-key-creator';
 import { ApiKey } from './api-key.entity';
 import { formatApiKey } from './api-key.format';
@@ -23,7 +23,7 @@ import {
 export class ApiKeysService {
   constructor(
     @InjectRepository(ApiKey) private readonly keys: Repository<ApiKey>,
-    private readonly tokens: TokenService,
+    private readonly tokens: TokensRepository,
   ) {}
 
   async list(scopeId: string, q: ApiKeyListQueryDto): Promise<ListResult<ApiKeyDto>> {

@@ -1,6 +1,5 @@
 import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { DataSource } from 'typeorm';
 import { AppError } from '../common/app-error';
 import { IS_PUBLIC } from '../common/public.decorator';
 import { UUID_PATTERN } from '../common/uuid.pipe';
@@ -8,6 +7,7 @@ import { ANY_AUTHENTICATED, REQUIRED_PERMISSION } from './auth.decorators';
 import type { AuthenticatedRequest, Principal, RequestScope } from './principal';
 import type { Permission } from './roles';
 import { TokenService } from './token.service';
+import { TokensRepository } from './tokens.repository';
 
 /**
  * The global guard: authenticates the bearer token, resolves `{scopeId}`
@@ -20,7 +20,7 @@ export class AuthGuard implements CanActivate {
   constructor(
     private readonly reflector: Reflector,
     private readonly tokens: TokenService,
-    private readonly dataSource: DataSource,
+    private readonly tokenRows: TokensRepository,
   ) {}
 
   async canActivate(ctx: ExecutionContext): Promise<boolean> {
@@ -78,11 +78,7 @@ export class AuthGuard implements CanActivate {
     if (!UUID_PATTERN.test(raw)) throw AppError.invalid('Invalid scopeId', 'scopeId must be a UUID or _');
     const id = raw.toLowerCase();
     if (id === principal.scopeId) return { id: principal.scopeId, path: principal.scopePath };
-    const rows: Array<{ path: string }> = await this.dataSource.query(
-      'SELECT path FROM account WHERE id = $1',
-      [id],
-    );
-    const path = rows[0]?.path;
+    const path = await this.tokenRows.accountPath(id);
     if (!path || !path.startsWith(principal.scopePath)) {
       throw AppError.forbidden("The scope is outside the caller's accounts");
     }

@@ -1,24 +1,22 @@
 import { createSecretKey } from 'node:crypto';
 import { Module } from '@nestjs/common';
 import { JwtModule } from '@nestjs/jwt';
-import { TypeOrmModule } from '@nestjs/typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
-import { AccountsModule } from '../accounts/accounts.module';
-import { ApiKey } from '../apikeys/api-key.entity';
-import { User } from '../users/user.entity';
-import { AccessToken } from './access-token.entity';
+import { ApiKeysModule } from '../apikeys/api-keys.module';
+import { UsersModule } from '../users/users.module';
 import { AuthController } from './auth.controller';
 import { AuthGuard } from './auth.guard';
 import { AuthService } from './auth.service';
-import { FirstStartService } from './first-start.service';
 import { LoginThrottle } from './login-throttle';
 import { TokenPurger } from './token-purger';
 import { TokenService } from './token.service';
+import { TokensModule } from './tokens.module';
 
 @Module({
   imports: [
-    TypeOrmModule.forFeature([AccessToken, User, ApiKey]),
-    AccountsModule,
+    TokensModule,
+    UsersModule,
+    ApiKeysModule,
     JwtModule.registerAsync({
       inject: [APP_CONFIG],
       useFactory: (config: AppConfig) => ({
@@ -31,7 +29,7 @@ import { TokenService } from './token.service';
     }),
   ],
   controllers: [AuthController],
-  providers: [TokenService, AuthService, LoginThrottle, AuthGuard, FirstStartService, TokenPurger],
+  providers: [TokenService, AuthService, LoginThrottle, AuthGuard, TokenPurger],
   exports: [TokenService, AuthGuard, AuthService],
 })
 export class AuthModule {}

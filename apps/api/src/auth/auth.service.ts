@@ -1,14 +1,17 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { InjectRepository } from '@nestjs/typeorm';
-import { DataSource, Repository } from 'typeorm';
 import { AppError } from '../common/app-error';
-import { ApiKey } from '../apikeys/api-key.entity';
-import { apiKeyCreatorExists } from '../apikeys/api-key-creator';
+import { ApiKeysRepository } from '../apikeys/api-keys.repository';
 import { parseApiKey } from '../apikeys/api-key.format';
-import { User } from '../users/user.entity';
+import { UsersRepository, type UserCredentials } from '../users/users.repository';
 import { LoginThrottle } from './login-throttle';
 import type { Principal } from './principal';
-import { digestEquals, dummyPasswordHash, hashPassword, needsRehash, verifyPassword } from './secrets';
+import {
+  digestEquals,
+  dummyPasswordHash,
+  hashPassword,
+  needsRehash,
+  verifyPassword,
+} from '../common/secrets';
 import { TokenService, type IssuedToken } from './token.service';
 
 const authFailed = () => new AppError('AUTH_FAILED', 'Authentication failed', 'Wrong credentials');
@@ -22,8 +25,8 @@ export class AuthService {
   private readonly logger = new Logger('Auth');
 
   constructor(
-    @InjectRepository(User) private readonly users: Repository<User>,
-    private readonly dataSource: DataSource,
+    private readonly users: UsersRepository,
+    private readonly apiKeys: ApiKeysRepository,
     private readonly tokens: TokenService,
     private readonly throttle: LoginThrottle,
   ) {}
@@ -31,7 +34,7 @@ export class AuthService {
   /** Same work and same answer whether or not the user exists, so neither timing nor body tells. */
   async loginUser(source: string, username: string, password: string): Promise<IssuedToken> {
     const ticket = await this.throttle.check({ address: source, username });
-    const user = await this.users.findOne({ where: { username } });
+    const user = await this.users.findByUsername(username);
     const ok = await verifyPassword(password, user?.passwordHash ?? (await dummyPasswordHash()));
     if (!user || !ok || !user.enabled || !user.scopeId) {
       await this.throttle.fail(ticket);
@@ -46,12 +49,9 @@ export class AuthService {
    * Upgrades a hash made with older scrypt parameters, now that the password is known. Not a
    * change of the user: optlock and modifiedOn stay; a concurrent password change wins.
    */
-  private async rehash(user: User, password: string): Promise<void> {
+  private async rehash(user: UserCredentials, password: string): Promise<void> {
     try {
-      await this.dataSource.query(
-        'UPDATE app_user SET password_hash = $1 WHERE id = $2 AND password_hash = $3',
-        [await hashPassword(password), user.id, user.passwordHash],
-      );
+      await this.users.upgradePasswordHash(user.id, user.passwordHash, await hashPassword(password));
     } catch (err) {
       this.logger.warn({ err, userId: user.id }, 'could not upgrade a password hash');
     }
@@ -60,28 +60,20 @@ export class AuthService {
   async loginApiKey(source: string, apiKey: string): Promise<IssuedToken> {
     const ticket = await this.throttle.check({ address: source });
     const parsed = parseApiKey(apiKey);
-    const rows: Array<{ id: string; scope_id: string | null; key_digest: Buffer; creator_exists: boolean }> =
-      parsed
-        ? await this.dataSource.query(
-            `SELECT k.id, k.scope_id, k.key_digest, ${apiKeyCreatorExists('k')} AS creator_exists
-               FROM api_key k WHERE k.id = $1`,
-            [parsed.id],
-          )
-        : [];
-    const key = rows[0];
+    const key = parsed ? await this.apiKeys.findCredentials(parsed.id) : null;
     if (
       !parsed ||
       !key ||
-      !key.scope_id ||
-      !key.creator_exists ||
-      !digestEquals(parsed.secret, key.key_digest)
+      !key.scopeId ||
+      !key.creatorExists ||
+      !digestEquals(parsed.secret, key.keyDigest)
     ) {
       await this.throttle.fail(ticket);
       throw authFailed();
     }
     await this.throttle.succeed(ticket);
-    await this.dataSource.getRepository(ApiKey).update({ id: key.id }, { lastUsedOn: new Date() });
-    return this.tokens.issue({ apiKeyId: key.id }, key.scope_id);
+    await this.apiKeys.markUsed(key.id);
+    return this.tokens.issue({ apiKeyId: key.id }, key.scopeId);
   }
 
   async refresh(source: string, tokenId: string, refreshToken: string): Promise<IssuedToken> {

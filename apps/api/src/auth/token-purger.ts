@@ -9,7 +9,7 @@ import { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { ExclusiveInterval } from '../common/exclusive-interval';
 import { LoginThrottle } from './login-throttle';
-import { TokenService } from './token.service';
+import { TokensRepository } from './tokens.repository';
 
 /** Advisory lock that lets one API instance at a time purge. */
 const PURGE_LOCK = 0x56_54_4b_50; // "VTKP"
@@ -25,7 +25,7 @@ export class TokenPurger implements OnApplicationBootstrap, BeforeApplicationShu
   private readonly interval: ExclusiveInterval;
 
   constructor(
-    tokens: TokenService,
+    tokens: TokensRepository,
     throttle: LoginThrottle,
     dataSource: DataSource,
     @Inject(APP_CONFIG) config: AppConfig,

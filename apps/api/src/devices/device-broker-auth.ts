@@ -1,6 +1,6 @@
 import { Injectable, OnModuleInit } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { digestEquals } from '../auth/secrets';
+import { digestEquals } from '../common/secrets';
 import { isOwnMqttClientId } from '../mqtt/broker-identity';
 import type { BrokerIdentity } from '../mqtt/broker-identity';
 import { EmbeddedBroker } from '../mqtt/embedded-broker';

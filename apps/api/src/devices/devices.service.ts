@@ -5,7 +5,7 @@ import { AppError } from '../common/app-error';
 import { isUniqueViolation } from '../common/db-errors';
 import { toListResult, type ListResult } from '../common/list';
 import { updateWithOptlock } from '../common/optlock';
-import { digest, generateSecret } from '../auth/secrets';
+import { digest, generateSecret } from '../common/secrets';
 import { BrokerCredentials } from '../mqtt/broker-credentials';
 import { DevicePeers } from '../gateways/device-peers.service';
 import { GatewayRepository } from '../gateways/gateway.repository';

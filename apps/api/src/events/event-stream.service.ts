@@ -4,7 +4,7 @@ import { DataSource } from 'typeorm';
 import { AppError } from '../common/app-error';
 import type { Principal } from '../auth/principal';
 import { TokenService } from '../auth/token.service';
-import { digest, generateSecret } from '../auth/secrets';
+import { digest, generateSecret } from '../common/secrets';
 import { EventFeedRepository } from './event-feed.repository';
 import { EventStreamHub, StreamClient } from './event-stream.hub';
 

@@ -1,5 +1,5 @@
 import { Injectable, OnModuleInit } from '@nestjs/common';
-import { digestEquals } from '../auth/secrets';
+import { digestEquals } from '../common/secrets';
 import { isOwnMqttClientId, type BrokerIdentity } from '../mqtt/broker-identity';
 import { EmbeddedBroker } from '../mqtt/embedded-broker';
 import { GatewayRepository } from './gateway.repository';

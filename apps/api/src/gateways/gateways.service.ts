@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { AppError } from '../common/app-error';
 import { toListResult, type ListResult } from '../common/list';
-import { digest, generateSecret } from '../auth/secrets';
+import { digest, generateSecret } from '../common/secrets';
 import { BrokerCredentials } from '../mqtt/broker-credentials';
 import {
   toGatewayDto,

@@ -4,7 +4,7 @@ import type { Request, Response } from 'express';
 import { Registry } from 'prom-client';
 import { AppError } from '../common/app-error';
 import { Public } from '../common/public.decorator';
-import { digest, digestEquals } from '../auth/secrets';
+import { digest, digestEquals } from '../common/secrets';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { AppMetrics } from './app-metrics';
 import { FleetGauges } from './fleet-gauges';

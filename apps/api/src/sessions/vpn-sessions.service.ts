@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { AppError } from '../common/app-error';
 import { toListResult, type ListResult } from '../common/list';
-import { digest, digestEquals, generateSecret } from '../auth/secrets';
+import { digest, digestEquals, generateSecret } from '../common/secrets';
 import type { Principal } from '../auth/principal';
 import { DevicePeers, type DetachReason } from '../gateways/device-peers.service';
 import type { PeerChange } from '../gateways/gateway-peer.repository';

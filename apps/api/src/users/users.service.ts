@@ -6,8 +6,8 @@ import { isUniqueViolation } from '../common/db-errors';
 import { toListResult, type ListResult } from '../common/list';
 import { updateWithOptlock } from '../common/optlock';
 import { deleteApiKeysCreatedBy } from '../apikeys/api-key-creator';
-import { hashPassword } from '../auth/secrets';
-import { TokenService } from '../auth/token.service';
+import { hashPassword } from '../common/secrets';
+import { TokensRepository } from '../auth/tokens.repository';
 import { User } from './user.entity';
 import {
   toUserDto,
@@ -22,7 +22,7 @@ import {
 export class UsersService {
   constructor(
     @InjectRepository(User) private readonly users: Repository<User>,
-    private readonly tokens: TokenService,
+    private readonly tokens: TokensRepository,
   ) {}
 
   async list(scopeId: string, q: UserListQueryDto): Promise<ListResult<UserDto>> {

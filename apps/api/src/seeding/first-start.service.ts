@@ -4,8 +4,8 @@ import { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { Account } from '../accounts/account.entity';
 import { VpnSubnetAllocator } from '../accounts/vpn-subnet.allocator';
-import { User } from '../users/user.entity';
-import { generateSecret, hashPassword } from './secrets';
+import { generateSecret, hashPassword } from '../common/secrets';
+import { UsersRepository } from '../users/users.repository';
 
 /**
  * On the very first start (no account yet) creates the root account and its
@@ -19,6 +19,7 @@ export class FirstStartService implements OnApplicationBootstrap {
   constructor(
     private readonly dataSource: DataSource,
     private readonly subnets: VpnSubnetAllocator,
+    private readonly users: UsersRepository,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -37,13 +38,16 @@ export class FirstStartService implements OnApplicationBootstrap {
         vpnSubnet: await this.subnets.nextFree(em),
       });
       const password = this.config.adminPassword ?? (generated = generateSecret(12));
-      await em.getRepository(User).insert({
-        scopeId: id,
-        username: this.config.adminUsername,
-        passwordHash: await hashPassword(password),
-        role: 'admin',
-        enabled: true,
-      });
+      await this.users.insert(
+        {
+          scopeId: id,
+          username: this.config.adminUsername,
+          passwordHash: await hashPassword(password),
+          role: 'admin',
+          enabled: true,
+        },
+        em,
+      );
       this.logger.log(
         `created root account "${this.config.rootAccountName}" and admin user "${this.config.adminUsername}"`,
       );

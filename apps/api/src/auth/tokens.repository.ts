@@ -1,0 +1,156 @@
+import { Injectable } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import { DataSource, IsNull, Repository, type EntityManager } from 'typeorm';
+import { apiKeyCreatorExists } from '../apikeys/api-key-creator';
+import { AccessToken } from './access-token.entity';
+import type { Role } from './roles';
+
+/** An access token with what its holder may do now: its user's or API key's role, its account's path. */
+export interface TokenPrincipalRow {
+  revokedOn: Date | null;
+  expiresOn: Date;
+  scopeId: string;
+  userId: string | null;
+  apiKeyId: string | null;
+  /** The role of the user or API key now; null when neither exists any more. */
+  role: string | null;
+  /** The user is enabled, or the API key and its creator still exist. */
+  active: boolean;
+  scopePath: string;
+}
+
+/** The row of a token that may be rotated: the fields a refresh checks and re-issues from. */
+export type RefreshableToken = Pick<
+  AccessToken,
+  'id' | 'userId' | 'apiKeyId' | 'scopeId' | 'refreshDigest' | 'refreshExpiresOn'
+>;
+
+export type TokenSubject = { userId: string } | { apiKeyId: string };
+
+/**
+ * Every SQL statement about access tokens. The lookup behind a bearer token runs on every
+ * request, so it stays one raw statement that joins the token, its account and its user or API
+ * key; methods that take an EntityManager run inside the caller's transaction.
+ */
+@Injectable()
+export class TokensRepository {
+  constructor(
+    private readonly dataSource: DataSource,
+    @InjectRepository(AccessToken) private readonly tokens: Repository<AccessToken>,
+  ) {}
+
+  private repo(em?: EntityManager): Repository<AccessToken> {
+    return em ? em.getRepository(AccessToken) : this.tokens;
+  }
+
+  async insert(row: Omit<AccessToken, 'createdOn'>, em?: EntityManager): Promise<void> {
+    await this.repo(em).insert(row);
+  }
+
+  /** The token `tokenId` with its holder's current role and its account's path; null when unknown. */
+  async findPrincipal(tokenId: string): Promise<TokenPrincipalRow | null> {
+    const rows: Array<{
+      revoked_on: Date | null;
+      expires_on: Date;
+      scope_id: string;
+      user_id: string | null;
+      api_key_id: string | null;
+      role: string | null;
+      active: boolean | null;
+      path: string;
+    }> = await this.dataSource.query(
+      `SELECT t.revoked_on, t.expires_on, t.scope_id, t.user_id, t.api_key_id,
+              COALESCE(u.role, k.role) AS role,
+              CASE WHEN t.user_id IS NOT NULL THEN u.enabled
+                   ELSE k.id IS NOT NULL AND ${apiKeyCreatorExists('k')} END AS active,
+              a.path
+         FROM access_token t
+         JOIN account a ON a.id = t.scope_id
+         LEFT JOIN app_user u ON u.id = t.user_id
+         LEFT JOIN api_key k ON k.id = t.api_key_id
+        WHERE t.id = $1`,
+      [tokenId],
+    );
+    const row = rows[0];
+    if (!row) return null;
+    return {
+      revokedOn: row.revoked_on,
+      expiresOn: row.expires_on,
+      scopeId: row.scope_id,
+      userId: row.user_id,
+      apiKeyId: row.api_key_id,
+      role: row.role,
+      active: row.active === true,
+      scopePath: row.path,
+    };
+  }
+
+  /**
+   * Of the given token ids, those still usable now (not revoked or expired, user enabled, API
+   * key and its creator present), with the role each has now.
+   */
+  async liveRoles(tokenIds: readonly string[]): Promise<Map<string, Role>> {
+    if (tokenIds.length === 0) return new Map();
+    const rows: Array<{ id: string; role: string }> = await this.dataSource.query(
+      `SELECT t.id, COALESCE(u.role, k.role) AS role
+         FROM access_token t
+         LEFT JOIN app_user u ON u.id = t.user_id
+         LEFT JOIN api_key k ON k.id = t.api_key_id
+        WHERE t.id = ANY($1::uuid[]) AND t.revoked_on IS NULL AND t.expires_on > now()
+          AND CASE WHEN t.user_id IS NOT NULL THEN u.enabled
+                   ELSE k.id IS NOT NULL AND ${apiKeyCreatorExists('k')} END`,
+      [tokenIds],
+    );
+    return new Map(rows.map((r) => [r.id, r.role as Role]));
+  }
+
+  /**
+   * The path of account `accountId`, to check a requested scope lies in the caller's subtree
+   * (every scoped request that names another account than the caller's own); null when unknown.
+   */
+  async accountPath(accountId: string): Promise<string | null> {
+    const rows: Array<{ path: string }> = await this.dataSource.query(
+      'SELECT path FROM account WHERE id = $1',
+      [accountId],
+    );
+    return rows[0]?.path ?? null;
+  }
+
+  /** The unrevoked token `tokenId`, locked until the transaction ends (one rotation wins). */
+  async lockUnrevoked(em: EntityManager, tokenId: string): Promise<RefreshableToken | null> {
+    return em.getRepository(AccessToken).findOne({
+      where: { id: tokenId, revokedOn: IsNull() },
+      lock: { mode: 'pessimistic_write' },
+    });
+  }
+
+  /** Marks one token revoked (a no-op when it already is). */
+  async revoke(tokenId: string, em?: EntityManager): Promise<void> {
+    await this.repo(em).update({ id: tokenId, revokedOn: IsNull() }, { revokedOn: new Date() });
+  }
+
+  /** Revokes every live token of a user or API key (on delete, disable or password change). */
+  async revokeAllOf(subject: TokenSubject, em?: EntityManager): Promise<void> {
+    await this.repo(em).update({ ...subject, revokedOn: IsNull() }, { revokedOn: new Date() });
+  }
+
+  /**
+   * Deletes token rows nobody can use any more: past both their access and refresh expiry, or
+   * revoked and past their access expiry (a missing row is refused like a revoked one).
+   */
+  async purgeExpired(batch = 5000): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const [, affected] = await this.dataSource.query<[unknown, number]>(
+        `DELETE FROM access_token WHERE id IN (
+           SELECT id FROM access_token
+            WHERE GREATEST(expires_on, refresh_expires_on) < now()
+               OR (revoked_on IS NOT NULL AND expires_on < now())
+            LIMIT $1)`,
+        [batch],
+      );
+      total += affected;
+      if (affected < batch) return total;
+    }
+  }
+}
