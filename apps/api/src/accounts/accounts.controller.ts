@@ -7,8 +7,8 @@ import {
   ApiParam,
   ApiTags,
 } from '@nestjs/swagger';
-import { ApiAuthenticated, ApiErrors } from '../common/api-errors.decorator';
-import { CurrentPrincipal, CurrentScope, RequirePermission } from '../auth/auth.decorators';
+import { ApiErrors } from '../common/api-errors.decorator';
+import { Authenticated, CurrentPrincipal, CurrentScope } from '../auth/auth.decorators';
 import { actorId, type Principal, type RequestScope } from '../auth/principal';
 import { AccountsService } from './accounts.service';
 import {
@@ -21,23 +21,21 @@ import {
 import { uuidPipe } from '../common/uuid.pipe';
 
 @ApiTags('accounts')
-@ApiAuthenticated()
 @ApiParam({ name: 'scopeId', description: "Account id, or _ for the caller's own account" })
 @Controller('v1/:scopeId/accounts')
 export class AccountsController {
   constructor(private readonly accounts: AccountsService) {}
 
   @Get()
-  @RequirePermission('account:read')
+  @Authenticated({ permission: 'account:read' })
   @ApiOperation({ summary: 'List the child accounts of the scope (recursive=true: all descendants)' })
   @ApiOkResponse({ type: AccountListDto })
-  @ApiErrors(400)
   list(@CurrentScope() scope: RequestScope, @Query() query: AccountListQueryDto): Promise<AccountListDto> {
     return this.accounts.list(scope, query);
   }
 
   @Post()
-  @RequirePermission('account:write')
+  @Authenticated({ permission: 'account:write' })
   @ApiOperation({
     summary: 'Create a child account',
     description:
@@ -45,7 +43,7 @@ export class AccountsController {
       'An account has at most ACCOUNT_MAX_CHILDREN children and a tenant at most ACCOUNT_MAX_DESCENDANTS accounts below it (409).',
   })
   @ApiCreatedResponse({ type: AccountDto })
-  @ApiErrors(400, 409)
+  @ApiErrors(409)
   create(
     @CurrentScope() scope: RequestScope,
     @CurrentPrincipal() principal: Principal,
@@ -55,18 +53,18 @@ export class AccountsController {
   }
 
   @Get(':accountId')
-  @RequirePermission('account:read')
+  @Authenticated({ permission: 'account:read' })
   @ApiOkResponse({ type: AccountDto })
-  @ApiErrors(400, 404)
+  @ApiErrors(404)
   get(@CurrentScope() scope: RequestScope, @Param('accountId', uuidPipe) id: string): Promise<AccountDto> {
     return this.accounts.get(scope, id);
   }
 
   @Put(':accountId')
-  @RequirePermission('account:write')
+  @Authenticated({ permission: 'account:write' })
   @ApiOperation({ summary: 'Update an account (send the current optlock)' })
   @ApiOkResponse({ type: AccountDto })
-  @ApiErrors(400, 404, 409)
+  @ApiErrors(404, 409)
   update(
     @CurrentScope() scope: RequestScope,
     @CurrentPrincipal() principal: Principal,
@@ -77,11 +75,11 @@ export class AccountsController {
   }
 
   @Delete(':accountId')
-  @RequirePermission('account:write')
+  @Authenticated({ permission: 'account:write' })
   @HttpCode(204)
   @ApiOperation({ summary: 'Delete an account without children or devices' })
   @ApiNoContentResponse()
-  @ApiErrors(400, 404, 409)
+  @ApiErrors(404, 409)
   async delete(@CurrentScope() scope: RequestScope, @Param('accountId', uuidPipe) id: string): Promise<void> {
     await this.accounts.delete(scope, id);
   }

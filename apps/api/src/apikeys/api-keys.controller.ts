@@ -7,9 +7,9 @@ import {
   ApiParam,
   ApiTags,
 } from '@nestjs/swagger';
-import { ApiAuthenticated, ApiErrors } from '../common/api-errors.decorator';
+import { ApiErrors } from '../common/api-errors.decorator';
 import { uuidPipe } from '../common/uuid.pipe';
-import { CurrentPrincipal, CurrentScope, RequirePermission } from '../auth/auth.decorators';
+import { Authenticated, CurrentPrincipal, CurrentScope } from '../auth/auth.decorators';
 import type { Principal, RequestScope } from '../auth/principal';
 import { ApiKeysService } from './api-keys.service';
 import {
@@ -21,25 +21,22 @@ import {
 } from './dto/api-key.dto';
 
 @ApiTags('apikeys')
-@ApiAuthenticated()
 @ApiParam({ name: 'scopeId', description: "Account id, or _ for the caller's own account" })
 @Controller('v1/:scopeId/apikeys')
 export class ApiKeysController {
   constructor(private readonly keys: ApiKeysService) {}
 
   @Get()
-  @RequirePermission('apikey:read')
+  @Authenticated({ permission: 'apikey:read' })
   @ApiOkResponse({ type: ApiKeyListDto })
-  @ApiErrors(400)
   list(@CurrentScope() scope: RequestScope, @Query() query: ApiKeyListQueryDto): Promise<ApiKeyListDto> {
     return this.keys.list(scope.id, query);
   }
 
   @Post()
-  @RequirePermission('apikey:write')
+  @Authenticated({ permission: 'apikey:write' })
   @ApiOperation({ summary: 'Create an API key; the secret is returned once' })
   @ApiCreatedResponse({ type: CreatedApiKeyDto })
-  @ApiErrors(400)
   create(
     @CurrentScope() scope: RequestScope,
     @CurrentPrincipal() principal: Principal,
@@ -49,19 +46,19 @@ export class ApiKeysController {
   }
 
   @Get(':apiKeyId')
-  @RequirePermission('apikey:read')
+  @Authenticated({ permission: 'apikey:read' })
   @ApiOkResponse({ type: ApiKeyDto })
-  @ApiErrors(400, 404)
+  @ApiErrors(404)
   get(@CurrentScope() scope: RequestScope, @Param('apiKeyId', uuidPipe) id: string): Promise<ApiKeyDto> {
     return this.keys.get(scope.id, id);
   }
 
   @Delete(':apiKeyId')
-  @RequirePermission('apikey:write')
+  @Authenticated({ permission: 'apikey:write' })
   @HttpCode(204)
   @ApiOperation({ summary: 'Delete an API key; its tokens stop working at once' })
   @ApiNoContentResponse()
-  @ApiErrors(400, 404)
+  @ApiErrors(404)
   async delete(@CurrentScope() scope: RequestScope, @Param('apiKeyId', uuidPipe) id: string): Promise<void> {
     await this.keys.delete(scope.id, id);
   }

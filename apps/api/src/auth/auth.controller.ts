@@ -1,8 +1,8 @@
 import { Body, Controller, Get, HttpCode, Ip, Post } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
-import { ApiAuthenticated, ApiErrors } from '../common/api-errors.decorator';
+import { ApiErrors } from '../common/api-errors.decorator';
 import { Public } from '../common/public.decorator';
-import { CurrentPrincipal, RequireAuthentication } from './auth.decorators';
+import { ANY_AUTHENTICATED, Authenticated, CurrentPrincipal } from './auth.decorators';
 import { AuthService } from './auth.service';
 import {
   AccessTokenDto,
@@ -49,19 +49,17 @@ export class AuthController {
   }
 
   @Post('logout')
-  @RequireAuthentication()
+  @Authenticated({ permission: ANY_AUTHENTICATED })
   @HttpCode(204)
   @ApiOperation({ summary: 'Revoke the calling access token (and its refresh token)' })
-  @ApiAuthenticated()
   async logout(@CurrentPrincipal() principal: Principal): Promise<void> {
     await this.auth.logout(principal);
   }
 
   @Get('info')
-  @RequireAuthentication()
+  @Authenticated({ permission: ANY_AUTHENTICATED })
   @ApiOperation({ summary: 'Who the token belongs to and what it may do' })
   @ApiOkResponse({ type: AuthInfoDto })
-  @ApiAuthenticated()
   info(@CurrentPrincipal() principal: Principal): AuthInfoDto {
     return {
       tokenId: principal.tokenId,

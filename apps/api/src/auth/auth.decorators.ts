@@ -1,18 +1,37 @@
-import { createParamDecorator, ExecutionContext, SetMetadata } from '@nestjs/common';
+import { applyDecorators, createParamDecorator, ExecutionContext, SetMetadata } from '@nestjs/common';
+import { ApiBearerAuth } from '@nestjs/swagger';
+import { ApiErrors } from '../common/api-errors.decorator';
 import type { AuthenticatedRequest, Principal, RequestScope } from './principal';
 import type { Permission } from './roles';
 
+/** Metadata key of the permission a route declares; the AuthGuard reads it. */
 export const REQUIRED_PERMISSION = 'requiredPermission';
 
-/** The permission a route needs. A non-public route without one is refused by the guard. */
-export const RequirePermission = (permission: Permission): MethodDecorator =>
-  SetMetadata(REQUIRED_PERMISSION, permission);
-
+/** The "permission" of a route any authenticated caller may use (its own token: info, logout). */
 export const ANY_AUTHENTICATED = '*';
 
-/** A route any authenticated caller may use (its own token: info, logout). */
-export const RequireAuthentication = (): MethodDecorator =>
-  SetMetadata(REQUIRED_PERMISSION, ANY_AUTHENTICATED);
+/** The error statuses any route behind the bearer token can answer. */
+export const AUTHENTICATED_ERRORS = [400, 401, 403, 429, 500, 503] as const;
+
+export interface AuthenticatedOptions {
+  /** What the caller's role must grant, or ANY_AUTHENTICATED for a route about the caller itself. */
+  permission: Permission | typeof ANY_AUTHENTICATED;
+}
+
+/**
+ * A route behind the bearer token. Declares the permission the AuthGuard checks (a non-public
+ * route without one is refused with 403) and documents, once, what that means for a client: the
+ * bearer security scheme and the errors any such route can answer — a malformed scope, query or
+ * body (400), the token (401), the scope or role (403), the per-principal rate limit (429) and
+ * the database (500, 503). A route's own errors (404, 409, …) stay in its ApiErrors.
+ */
+export function Authenticated({ permission }: AuthenticatedOptions): MethodDecorator {
+  return applyDecorators(
+    SetMetadata(REQUIRED_PERMISSION, permission),
+    ApiBearerAuth('bearer'),
+    ApiErrors(...AUTHENTICATED_ERRORS),
+  );
+}
 
 /** The caller, as resolved by the guard. */
 export const CurrentPrincipal = createParamDecorator((_: unknown, ctx: ExecutionContext): Principal => {

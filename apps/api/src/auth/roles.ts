@@ -1,6 +1,6 @@
 /**
  * Roles and the permission strings each grants. Every route declares the one
- * permission it needs (@RequirePermission); the guard refuses routes that declare none.
+ * permission it needs (@Authenticated({ permission })); the guard refuses routes that declare none.
  */
 export const ROLES = ['admin', 'operator', 'viewer'] as const;
 export type Role = (typeof ROLES)[number];

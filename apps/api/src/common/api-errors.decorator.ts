@@ -1,5 +1,5 @@
 import { applyDecorators } from '@nestjs/common';
-import { ApiBearerAuth, ApiResponse, DECORATORS } from '@nestjs/swagger';
+import { ApiResponse, DECORATORS } from '@nestjs/swagger';
 import { ErrorBodyDto } from './error-body.dto';
 
 const DESCRIPTIONS: Record<number, string> = {
@@ -17,7 +17,7 @@ const DESCRIPTIONS: Record<number, string> = {
 
 /**
  * Documents the error responses of a route with the error body schema. A status the route
- * already documents is left as it is (ApiAuthenticated and ApiErrors on one route would
+ * already documents is left as it is (Authenticated and ApiErrors on one route would
  * otherwise concatenate their descriptions).
  */
 export function ApiErrors(...statuses: number[]): MethodDecorator & ClassDecorator {
@@ -36,13 +36,4 @@ export function ApiErrors(...statuses: number[]): MethodDecorator & ClassDecorat
     // applyDecorators' result serves classes and methods alike.
     decorate(target, key, descriptor);
   };
-}
-
-/**
- * A route behind the bearer token: documents the security scheme and the errors any such route
- * can answer: a malformed scope, query or body (400), the token (401), the scope or role (403),
- * the per-principal rate limit (429), and the database (500, 503).
- */
-export function ApiAuthenticated(): MethodDecorator & ClassDecorator {
-  return applyDecorators(ApiBearerAuth('bearer'), ApiErrors(400, 401, 403, 429, 500, 503));
 }

@@ -7,9 +7,9 @@ import {
   ApiParam,
   ApiTags,
 } from '@nestjs/swagger';
-import { ApiAuthenticated, ApiErrors } from '../common/api-errors.decorator';
+import { ApiErrors } from '../common/api-errors.decorator';
 import { uuidPipe } from '../common/uuid.pipe';
-import { CurrentPrincipal, CurrentScope, RequirePermission } from '../auth/auth.decorators';
+import { Authenticated, CurrentPrincipal, CurrentScope } from '../auth/auth.decorators';
 import { actorId } from '../auth/principal';
 import type { Principal, RequestScope } from '../auth/principal';
 import { DevicesService } from './devices.service';
@@ -24,26 +24,24 @@ import {
 } from './dto/device.dto';
 
 @ApiTags('devices')
-@ApiAuthenticated()
 @ApiParam({ name: 'scopeId', description: "Account id, or _ for the caller's own account" })
 @Controller('v1/:scopeId/devices')
 export class DevicesController {
   constructor(private readonly devices: DevicesService) {}
 
   @Get()
-  @RequirePermission('device:read')
+  @Authenticated({ permission: 'device:read' })
   @ApiOperation({ summary: 'List the devices of the account' })
   @ApiOkResponse({ type: DeviceListDto })
-  @ApiErrors(400)
   list(@CurrentScope() scope: RequestScope, @Query() query: DeviceListQueryDto): Promise<DeviceListDto> {
     return this.devices.list(scope.id, query);
   }
 
   @Post()
-  @RequirePermission('device:write')
+  @Authenticated({ permission: 'device:write' })
   @ApiOperation({ summary: 'Register a device; it gets a stable tunnel address from the account subnet' })
   @ApiCreatedResponse({ type: DeviceDto })
-  @ApiErrors(400, 409)
+  @ApiErrors(409)
   create(
     @CurrentScope() scope: RequestScope,
     @CurrentPrincipal() principal: Principal,
@@ -53,17 +51,17 @@ export class DevicesController {
   }
 
   @Get(':deviceId')
-  @RequirePermission('device:read')
+  @Authenticated({ permission: 'device:read' })
   @ApiOkResponse({ type: DeviceDto })
-  @ApiErrors(400, 404)
+  @ApiErrors(404)
   get(@CurrentScope() scope: RequestScope, @Param('deviceId', uuidPipe) id: string): Promise<DeviceDto> {
     return this.devices.get(scope.id, id);
   }
 
   @Put(':deviceId')
-  @RequirePermission('device:write')
+  @Authenticated({ permission: 'device:write' })
   @ApiOkResponse({ type: DeviceDto })
-  @ApiErrors(400, 404, 409)
+  @ApiErrors(404, 409)
   update(
     @CurrentScope() scope: RequestScope,
     @CurrentPrincipal() principal: Principal,
@@ -74,19 +72,19 @@ export class DevicesController {
   }
 
   @Delete(':deviceId')
-  @RequirePermission('device:write')
+  @Authenticated({ permission: 'device:write' })
   @HttpCode(204)
   @ApiNoContentResponse()
-  @ApiErrors(400, 404)
+  @ApiErrors(404)
   async delete(@CurrentScope() scope: RequestScope, @Param('deviceId', uuidPipe) id: string): Promise<void> {
     await this.devices.delete(scope.id, id);
   }
 
   @Post(':deviceId/credentials')
-  @RequirePermission('device:write')
+  @Authenticated({ permission: 'device:write' })
   @ApiOperation({ summary: 'Issue or rotate the device MQTT credentials; the password is shown once' })
   @ApiCreatedResponse({ type: DeviceCredentialsDto })
-  @ApiErrors(400, 404)
+  @ApiErrors(404)
   credentials(
     @CurrentScope() scope: RequestScope,
     @Param('deviceId', uuidPipe) id: string,
@@ -95,10 +93,10 @@ export class DevicesController {
   }
 
   @Get(':deviceId/events')
-  @RequirePermission('device:read')
+  @Authenticated({ permission: 'device:read' })
   @ApiOperation({ summary: 'Lifecycle and status events of the device, newest first' })
   @ApiOkResponse({ type: DeviceEventListDto })
-  @ApiErrors(400, 404)
+  @ApiErrors(404)
   events(
     @CurrentScope() scope: RequestScope,
     @Param('deviceId', uuidPipe) id: string,

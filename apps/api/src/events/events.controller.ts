@@ -9,10 +9,10 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import type { Response } from 'express';
-import { ApiAuthenticated, ApiErrors } from '../common/api-errors.decorator';
+import { ApiErrors } from '../common/api-errors.decorator';
 import { Public } from '../common/public.decorator';
 import { AuthGuard } from '../auth/auth.guard';
-import { CurrentPrincipal, CurrentScope, RequirePermission } from '../auth/auth.decorators';
+import { Authenticated, CurrentPrincipal, CurrentScope } from '../auth/auth.decorators';
 import type { AuthenticatedRequest, Principal, RequestScope } from '../auth/principal';
 import { EventStreamQueryDto, EventTicketDto } from './dto/event-stream.dto';
 import { EventStreamService } from './event-stream.service';
@@ -66,11 +66,9 @@ export class EventsController {
   }
 
   @Post('_ticket')
-  @RequirePermission('vpn:read')
-  @ApiAuthenticated()
+  @Authenticated({ permission: 'vpn:read' })
   @ApiOperation({ summary: 'A single-use ticket, valid 60 s, that opens one event stream as ?ticket=…' })
   @ApiCreatedResponse({ type: EventTicketDto })
-  @ApiErrors(400)
   ticket(
     @CurrentPrincipal() principal: Principal,
     @CurrentScope() scope: RequestScope,

@@ -1,10 +1,10 @@
 import { Body, Controller, Get, HttpCode, Ip, Post, Query, Req } from '@nestjs/common';
 import { ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
-import { ApiAuthenticated, ApiErrors } from '../common/api-errors.decorator';
+import { ApiErrors } from '../common/api-errors.decorator';
 import { Public } from '../common/public.decorator';
 import { uuidPipe } from '../common/uuid.pipe';
-import { CurrentPrincipal, RequirePermission } from '../auth/auth.decorators';
+import { Authenticated, CurrentPrincipal } from '../auth/auth.decorators';
 import type { Principal } from '../auth/principal';
 import {
   ConnectDto,
@@ -41,8 +41,7 @@ export class FendVpnController {
   }
 
   @Get('locations')
-  @ApiAuthenticated()
-  @RequirePermission('vpn:session')
+  @Authenticated({ permission: 'vpn:session' })
   @ApiOperation({ summary: 'The locations (gateways) the caller may connect through' })
   @ApiOkResponse({ type: [FendLocationDto] })
   locations(@CurrentPrincipal() principal: Principal): Promise<FendLocationDto[]> {
@@ -50,12 +49,11 @@ export class FendVpnController {
   }
 
   @Get('credentials')
-  @ApiAuthenticated()
-  @RequirePermission('vpn:session')
+  @Authenticated({ permission: 'vpn:session' })
   @ApiQuery({ name: 'location', format: 'uuid', required: true })
   @ApiOperation({ summary: 'Where to connect for a location (this API serves connect)' })
   @ApiOkResponse({ type: [FendCredentialsDto] })
-  @ApiErrors(400, 404)
+  @ApiErrors(404)
   credentials(
     @CurrentPrincipal() principal: Principal,
     @Req() req: Request,
@@ -66,36 +64,33 @@ export class FendVpnController {
 
   @Post('connect')
   @HttpCode(200)
-  @ApiAuthenticated()
-  @RequirePermission('vpn:session')
+  @Authenticated({ permission: 'vpn:session' })
   @ApiOperation({
     summary:
       'Open a site session with a WireGuard key: the devices of the caller account subtree, through the location',
   })
   @ApiOkResponse({ type: ConnectResponseDto })
-  @ApiErrors(400, 404, 409, 507)
+  @ApiErrors(404, 409, 507)
   connect(@CurrentPrincipal() principal: Principal, @Body() body: ConnectDto): Promise<ConnectResponseDto> {
     return this.fend.connect(principal, body);
   }
 
   @Post('ping')
   @HttpCode(204)
-  @ApiAuthenticated()
-  @RequirePermission('vpn:session')
+  @Authenticated({ permission: 'vpn:session' })
   @ApiOperation({ summary: 'Keep the session alive; 404 once the cloud has ended it' })
   @ApiNoContentResponse()
-  @ApiErrors(400, 404)
+  @ApiErrors(404)
   async ping(@CurrentPrincipal() principal: Principal, @Body() body: PingDto): Promise<void> {
     await this.fend.ping(principal, body.installation_id, body.session_id);
   }
 
   @Post('disconnect')
   @HttpCode(204)
-  @ApiAuthenticated()
-  @RequirePermission('vpn:session')
+  @Authenticated({ permission: 'vpn:session' })
   @ApiOperation({ summary: 'End the session' })
   @ApiNoContentResponse()
-  @ApiErrors(400, 404)
+  @ApiErrors(404)
   async disconnect(@CurrentPrincipal() principal: Principal, @Body() body: DisconnectDto): Promise<void> {
     await this.fend.disconnect(principal, body.installation_id, body.session_id);
   }

@@ -8,8 +8,7 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import type { Response } from 'express';
-import { ApiAuthenticated, ApiErrors } from '../common/api-errors.decorator';
-import { CurrentScope, RequirePermission } from '../auth/auth.decorators';
+import { Authenticated, CurrentScope } from '../auth/auth.decorators';
 import type { RequestScope } from '../auth/principal';
 import {
   FleetScopeQueryDto,
@@ -20,14 +19,13 @@ import {
 import { FleetStatusService } from './fleet-status.service';
 
 @ApiTags('vpn')
-@ApiAuthenticated()
 @ApiParam({ name: 'scopeId', description: "Account id, or _ for the caller's own account" })
 @Controller('v1/:scopeId/vpn')
 export class FleetStatusController {
   constructor(private readonly fleet: FleetStatusService) {}
 
   @Get('status')
-  @RequirePermission('vpn:read')
+  @Authenticated({ permission: 'vpn:read' })
   @ApiOperation({
     summary: 'The VPN status of every device of the scope (or subtree), one page, ordered by client id',
     description:
@@ -40,7 +38,6 @@ export class FleetStatusController {
     headers: { ETag: { description: 'Weak validator of this page' } },
   })
   @ApiNotModifiedResponse({ description: 'The page is unchanged since the ETag sent in If-None-Match' })
-  @ApiErrors(400)
   async status(
     @CurrentScope() scope: RequestScope,
     @Query() query: FleetStatusQueryDto,
@@ -57,10 +54,9 @@ export class FleetStatusController {
   }
 
   @Get('summary')
-  @RequirePermission('vpn:read')
+  @Authenticated({ permission: 'vpn:read' })
   @ApiOperation({ summary: 'How many devices of the scope (or subtree) are in each link and VPN state' })
   @ApiOkResponse({ type: FleetSummaryDto })
-  @ApiErrors(400)
   summary(@CurrentScope() scope: RequestScope, @Query() query: FleetScopeQueryDto): Promise<FleetSummaryDto> {
     return this.fleet.summary(scope, query);
   }

@@ -7,9 +7,9 @@ import {
   ApiParam,
   ApiTags,
 } from '@nestjs/swagger';
-import { ApiAuthenticated, ApiErrors } from '../common/api-errors.decorator';
+import { ApiErrors } from '../common/api-errors.decorator';
 import { uuidPipe } from '../common/uuid.pipe';
-import { CurrentPrincipal, CurrentScope, RequirePermission } from '../auth/auth.decorators';
+import { Authenticated, CurrentPrincipal, CurrentScope } from '../auth/auth.decorators';
 import { actorId } from '../auth/principal';
 import type { Principal, RequestScope } from '../auth/principal';
 import {
@@ -23,28 +23,26 @@ import {
 import { GatewaysService } from './gateways.service';
 
 @ApiTags('gateways')
-@ApiAuthenticated()
 @ApiParam({ name: 'scopeId', description: "Account id, or _ for the caller's own account" })
 @Controller('v1/:scopeId/gateways')
 export class GatewaysController {
   constructor(private readonly gateways: GatewaysService) {}
 
   @Get()
-  @RequirePermission('gateway:read')
+  @Authenticated({ permission: 'gateway:read' })
   @ApiOperation({ summary: 'List the VPN gateways of the account' })
   @ApiOkResponse({ type: GatewayListDto })
-  @ApiErrors(400)
   list(@CurrentScope() scope: RequestScope, @Query() query: GatewayListQueryDto): Promise<GatewayListDto> {
     return this.gateways.list(scope.id, query);
   }
 
   @Post()
-  @RequirePermission('gateway:write')
+  @Authenticated({ permission: 'gateway:write' })
   @ApiOperation({
     summary: 'Register a VPN gateway; devices of this account and its sub-accounts tunnel through it',
   })
   @ApiCreatedResponse({ type: GatewayDto })
-  @ApiErrors(400, 409)
+  @ApiErrors(409)
   create(
     @CurrentScope() scope: RequestScope,
     @CurrentPrincipal() principal: Principal,
@@ -54,19 +52,19 @@ export class GatewaysController {
   }
 
   @Get(':gatewayId')
-  @RequirePermission('gateway:read')
+  @Authenticated({ permission: 'gateway:read' })
   @ApiOperation({ summary: 'One gateway, with its connection and the number of peers it carries' })
   @ApiOkResponse({ type: GatewayDto })
-  @ApiErrors(400, 404)
+  @ApiErrors(404)
   get(@CurrentScope() scope: RequestScope, @Param('gatewayId', uuidPipe) id: string): Promise<GatewayDto> {
     return this.gateways.get(scope.id, id);
   }
 
   @Patch(':gatewayId')
-  @RequirePermission('gateway:write')
+  @Authenticated({ permission: 'gateway:write' })
   @ApiOperation({ summary: 'Change the endpoint or description (send the current optlock)' })
   @ApiOkResponse({ type: GatewayDto })
-  @ApiErrors(400, 404, 409)
+  @ApiErrors(404, 409)
   update(
     @CurrentScope() scope: RequestScope,
     @CurrentPrincipal() principal: Principal,
@@ -77,20 +75,20 @@ export class GatewaysController {
   }
 
   @Delete(':gatewayId')
-  @RequirePermission('gateway:write')
+  @Authenticated({ permission: 'gateway:write' })
   @HttpCode(204)
   @ApiOperation({ summary: 'Delete a gateway that carries no tunnels (409 while it does)' })
   @ApiNoContentResponse()
-  @ApiErrors(400, 404, 409)
+  @ApiErrors(404, 409)
   async delete(@CurrentScope() scope: RequestScope, @Param('gatewayId', uuidPipe) id: string): Promise<void> {
     await this.gateways.delete(scope.id, id);
   }
 
   @Post(':gatewayId/credentials')
-  @RequirePermission('gateway:write')
+  @Authenticated({ permission: 'gateway:write' })
   @ApiOperation({ summary: 'Issue or rotate the gateway MQTT credentials; the password is shown once' })
   @ApiCreatedResponse({ type: GatewayCredentialsDto })
-  @ApiErrors(400, 404)
+  @ApiErrors(404)
   credentials(
     @CurrentScope() scope: RequestScope,
     @Param('gatewayId', uuidPipe) id: string,

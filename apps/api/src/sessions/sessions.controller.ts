@@ -8,11 +8,11 @@ import {
   ApiParam,
   ApiTags,
 } from '@nestjs/swagger';
-import { ApiAuthenticated, ApiErrors } from '../common/api-errors.decorator';
+import { ApiErrors } from '../common/api-errors.decorator';
 import { Public } from '../common/public.decorator';
 import { uuidPipe } from '../common/uuid.pipe';
 import { AuthGuard } from '../auth/auth.guard';
-import { CurrentPrincipal, CurrentScope, RequirePermission } from '../auth/auth.decorators';
+import { Authenticated, CurrentPrincipal, CurrentScope } from '../auth/auth.decorators';
 import type { AuthenticatedRequest, Principal, RequestScope } from '../auth/principal';
 import {
   CreateSessionDto,
@@ -35,14 +35,13 @@ export class DeviceSessionsController {
   ) {}
 
   @Post()
-  @ApiAuthenticated()
-  @RequirePermission('vpn:session')
+  @Authenticated({ permission: 'vpn:session' })
   @ApiOperation({
     summary:
       "Open an engineer's session to the device: its peer is on the device's gateway before the answer",
   })
   @ApiCreatedResponse({ type: SessionCreatedDto })
-  @ApiErrors(400, 404, 409, 503, 504, 507)
+  @ApiErrors(404, 409, 504, 507)
   open(
     @CurrentScope() scope: RequestScope,
     @CurrentPrincipal() principal: Principal,
@@ -53,12 +52,11 @@ export class DeviceSessionsController {
   }
 
   @Delete(':sessionId')
-  @ApiAuthenticated()
-  @RequirePermission('vpn:session')
+  @Authenticated({ permission: 'vpn:session' })
   @HttpCode(204)
   @ApiOperation({ summary: 'End the session: its peer leaves the gateway' })
   @ApiNoContentResponse()
-  @ApiErrors(400, 404)
+  @ApiErrors(404)
   async close(
     @CurrentScope() scope: RequestScope,
     @Param('deviceId', uuidPipe) deviceId: string,
@@ -100,25 +98,23 @@ export class DeviceSessionsController {
 }
 
 @ApiTags('vpn sessions')
-@ApiAuthenticated()
 @ApiParam({ name: 'scopeId', description: "Account id, or _ for the caller's own account" })
 @Controller('v1/:scopeId/vpn')
 export class VpnScopeController {
   constructor(private readonly sessions: VpnSessionsService) {}
 
   @Get('sessions')
-  @RequirePermission('vpn:read')
+  @Authenticated({ permission: 'vpn:read' })
   @ApiOperation({
     summary: "The audit trail of engineers' sessions in the account: who reached what, when, how long, bytes",
   })
   @ApiOkResponse({ type: SessionListDto })
-  @ApiErrors(400)
   list(@CurrentScope() scope: RequestScope, @Query() query: SessionListQueryDto): Promise<SessionListDto> {
     return this.sessions.list(scope.id, query);
   }
 
   @Get('locations')
-  @RequirePermission('vpn:read')
+  @Authenticated({ permission: 'vpn:read' })
   @ApiOperation({ summary: "The gateways the account may use (its own and its ancestors'), nearest first" })
   @ApiOkResponse({ type: LocationListDto })
   async locations(@CurrentScope() scope: RequestScope): Promise<LocationListDto> {

@@ -7,33 +7,31 @@ import {
   ApiParam,
   ApiTags,
 } from '@nestjs/swagger';
-import { ApiAuthenticated, ApiErrors } from '../common/api-errors.decorator';
+import { ApiErrors } from '../common/api-errors.decorator';
 import { uuidPipe } from '../common/uuid.pipe';
-import { CurrentPrincipal, CurrentScope, RequirePermission } from '../auth/auth.decorators';
+import { Authenticated, CurrentPrincipal, CurrentScope } from '../auth/auth.decorators';
 import { actorId, type Principal, type RequestScope } from '../auth/principal';
 import { CreateUserDto, UpdateUserDto, UserDto, UserListDto, UserListQueryDto } from './dto/user.dto';
 import { UsersService } from './users.service';
 
 @ApiTags('users')
-@ApiAuthenticated()
 @ApiParam({ name: 'scopeId', description: "Account id, or _ for the caller's own account" })
 @Controller('v1/:scopeId/users')
 export class UsersController {
   constructor(private readonly users: UsersService) {}
 
   @Get()
-  @RequirePermission('user:read')
+  @Authenticated({ permission: 'user:read' })
   @ApiOkResponse({ type: UserListDto })
-  @ApiErrors(400)
   list(@CurrentScope() scope: RequestScope, @Query() query: UserListQueryDto): Promise<UserListDto> {
     return this.users.list(scope.id, query);
   }
 
   @Post()
-  @RequirePermission('user:write')
+  @Authenticated({ permission: 'user:write' })
   @ApiOperation({ summary: 'Create a user in the account' })
   @ApiCreatedResponse({ type: UserDto })
-  @ApiErrors(400, 409)
+  @ApiErrors(409)
   create(
     @CurrentScope() scope: RequestScope,
     @CurrentPrincipal() principal: Principal,
@@ -43,17 +41,17 @@ export class UsersController {
   }
 
   @Get(':userId')
-  @RequirePermission('user:read')
+  @Authenticated({ permission: 'user:read' })
   @ApiOkResponse({ type: UserDto })
-  @ApiErrors(400, 404)
+  @ApiErrors(404)
   get(@CurrentScope() scope: RequestScope, @Param('userId', uuidPipe) id: string): Promise<UserDto> {
     return this.users.get(scope.id, id);
   }
 
   @Put(':userId')
-  @RequirePermission('user:write')
+  @Authenticated({ permission: 'user:write' })
   @ApiOkResponse({ type: UserDto })
-  @ApiErrors(400, 404, 409)
+  @ApiErrors(404, 409)
   update(
     @CurrentScope() scope: RequestScope,
     @CurrentPrincipal() principal: Principal,
@@ -64,10 +62,10 @@ export class UsersController {
   }
 
   @Delete(':userId')
-  @RequirePermission('user:write')
+  @Authenticated({ permission: 'user:write' })
   @HttpCode(204)
   @ApiNoContentResponse()
-  @ApiErrors(400, 404)
+  @ApiErrors(404)
   async delete(@CurrentScope() scope: RequestScope, @Param('userId', uuidPipe) id: string): Promise<void> {
     await this.users.delete(scope.id, id);
   }

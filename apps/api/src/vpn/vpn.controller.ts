@@ -2,9 +2,9 @@ import { Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/comm
 import { ApiAcceptedResponse, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import type { VpnCommand } from '@app/protocol';
 import type { Response } from 'express';
-import { ApiAuthenticated, ApiErrors } from '../common/api-errors.decorator';
+import { ApiErrors } from '../common/api-errors.decorator';
 import { uuidPipe } from '../common/uuid.pipe';
-import { CurrentPrincipal, CurrentScope, RequirePermission } from '../auth/auth.decorators';
+import { Authenticated, CurrentPrincipal, CurrentScope } from '../auth/auth.decorators';
 import type { Principal, RequestScope } from '../auth/principal';
 import {
   DeviceOperationDto,
@@ -23,7 +23,6 @@ const ASYNC_ACCEPTED = {
 };
 
 @ApiTags('vpn')
-@ApiAuthenticated()
 @ApiParam({ name: 'scopeId', description: "Account id, or _ for the caller's own account" })
 @Controller('v1/:scopeId/devices/:deviceId')
 export class VpnController {
@@ -33,10 +32,10 @@ export class VpnController {
   ) {}
 
   @Get('vpn')
-  @RequirePermission('vpn:read')
+  @Authenticated({ permission: 'vpn:read' })
   @ApiOperation({ summary: 'The last VPN status the agent reported; never waits on the device' })
   @ApiOkResponse({ type: VpnStatusDto })
-  @ApiErrors(400, 404)
+  @ApiErrors(404)
   status(
     @CurrentScope() scope: RequestScope,
     @Param('deviceId', uuidPipe) id: string,
@@ -46,11 +45,11 @@ export class VpnController {
 
   @Post('vpn/_connect')
   @HttpCode(200)
-  @RequirePermission('vpn:connect')
+  @Authenticated({ permission: 'vpn:connect' })
   @ApiOperation({ summary: 'Tell the device to bring its VPN tunnel up; answers with the new status' })
   @ApiOkResponse({ type: VpnStatusDto })
   @ApiAcceptedResponse(ASYNC_ACCEPTED)
-  @ApiErrors(400, 404, 409, 502, 503, 504)
+  @ApiErrors(404, 409, 502, 504)
   connect(
     @CurrentScope() scope: RequestScope,
     @CurrentPrincipal() principal: Principal,
@@ -63,11 +62,11 @@ export class VpnController {
 
   @Post('vpn/_disconnect')
   @HttpCode(200)
-  @RequirePermission('vpn:connect')
+  @Authenticated({ permission: 'vpn:connect' })
   @ApiOperation({ summary: 'Tell the device to bring its VPN tunnel down; answers with the new status' })
   @ApiOkResponse({ type: VpnStatusDto })
   @ApiAcceptedResponse(ASYNC_ACCEPTED)
-  @ApiErrors(400, 404, 409, 502, 503, 504)
+  @ApiErrors(404, 409, 502, 504)
   disconnect(
     @CurrentScope() scope: RequestScope,
     @CurrentPrincipal() principal: Principal,
@@ -81,14 +80,14 @@ export class VpnController {
   /** Everyware Cloud's misspelt route, kept so its clients keep working. */
   @Post('vpn/_discconect')
   @HttpCode(200)
-  @RequirePermission('vpn:connect')
+  @Authenticated({ permission: 'vpn:connect' })
   @ApiOperation({
     summary: 'Deprecated alias of vpn/_disconnect (Everyware Cloud spelling)',
     deprecated: true,
   })
   @ApiOkResponse({ type: VpnStatusDto })
   @ApiAcceptedResponse(ASYNC_ACCEPTED)
-  @ApiErrors(400, 404, 409, 502, 503, 504)
+  @ApiErrors(404, 409, 502, 504)
   disconnectAlias(
     @CurrentScope() scope: RequestScope,
     @CurrentPrincipal() principal: Principal,
@@ -100,10 +99,10 @@ export class VpnController {
   }
 
   @Get('operations/:operationId')
-  @RequirePermission('vpn:read')
+  @Authenticated({ permission: 'vpn:read' })
   @ApiOperation({ summary: 'One command of the device: RUNNING until it reaches its outcome' })
   @ApiOkResponse({ type: DeviceOperationDto })
-  @ApiErrors(400, 404)
+  @ApiErrors(404)
   operation(
     @CurrentScope() scope: RequestScope,
     @Param('deviceId', uuidPipe) id: string,
@@ -129,10 +128,10 @@ export class VpnController {
   }
 
   @Get('operations')
-  @RequirePermission('vpn:read')
+  @Authenticated({ permission: 'vpn:read' })
   @ApiOperation({ summary: 'The command history of the device, newest first' })
   @ApiOkResponse({ type: DeviceOperationListDto })
-  @ApiErrors(400, 404)
+  @ApiErrors(404)
   operations(
     @CurrentScope() scope: RequestScope,
     @Param('deviceId', uuidPipe) id: string,

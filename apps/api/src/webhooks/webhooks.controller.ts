@@ -8,9 +8,9 @@ import {
   ApiParam,
   ApiTags,
 } from '@nestjs/swagger';
-import { ApiAuthenticated, ApiErrors } from '../common/api-errors.decorator';
+import { ApiErrors } from '../common/api-errors.decorator';
 import { uuidPipe } from '../common/uuid.pipe';
-import { CurrentPrincipal, CurrentScope, RequirePermission } from '../auth/auth.decorators';
+import { Authenticated, CurrentPrincipal, CurrentScope } from '../auth/auth.decorators';
 import type { Principal, RequestScope } from '../auth/principal';
 import { WebhooksService } from './webhooks.service';
 import {
@@ -26,21 +26,20 @@ import {
 } from './dto/webhook.dto';
 
 @ApiTags('webhooks')
-@ApiAuthenticated()
 @ApiParam({ name: 'scopeId', description: "Account id, or _ for the caller's own account" })
 @Controller('v1/:scopeId/webhooks')
 export class WebhooksController {
   constructor(private readonly webhooks: WebhooksService) {}
 
   @Get()
-  @RequirePermission('webhook:read')
+  @Authenticated({ permission: 'webhook:read' })
   @ApiOkResponse({ type: WebhookListDto })
   list(@CurrentScope() scope: RequestScope, @Query() query: WebhookListQueryDto): Promise<WebhookListDto> {
     return this.webhooks.list(scope.id, query);
   }
 
   @Post()
-  @RequirePermission('webhook:write')
+  @Authenticated({ permission: 'webhook:write' })
   @ApiOperation({ summary: 'Create a webhook endpoint; its signing secret is returned once' })
   @ApiCreatedResponse({ type: CreatedWebhookDto })
   @ApiErrors(409)
@@ -53,7 +52,7 @@ export class WebhooksController {
   }
 
   @Get(':webhookId')
-  @RequirePermission('webhook:read')
+  @Authenticated({ permission: 'webhook:read' })
   @ApiOkResponse({ type: WebhookDto })
   @ApiErrors(404)
   get(@CurrentScope() scope: RequestScope, @Param('webhookId', uuidPipe) id: string): Promise<WebhookDto> {
@@ -61,7 +60,7 @@ export class WebhooksController {
   }
 
   @Put(':webhookId')
-  @RequirePermission('webhook:write')
+  @Authenticated({ permission: 'webhook:write' })
   @ApiOperation({ summary: 'Change a webhook endpoint (optimistic lock)' })
   @ApiOkResponse({ type: WebhookDto })
   @ApiErrors(404, 409)
@@ -75,7 +74,7 @@ export class WebhooksController {
   }
 
   @Delete(':webhookId')
-  @RequirePermission('webhook:write')
+  @Authenticated({ permission: 'webhook:write' })
   @HttpCode(204)
   @ApiOperation({ summary: 'Delete a webhook endpoint and its deliveries' })
   @ApiNoContentResponse()
@@ -85,7 +84,7 @@ export class WebhooksController {
   }
 
   @Get(':webhookId/deliveries')
-  @RequirePermission('webhook:read')
+  @Authenticated({ permission: 'webhook:read' })
   @ApiOperation({ summary: "The endpoint's deliveries, newest first" })
   @ApiOkResponse({ type: WebhookDeliveryListDto })
   @ApiErrors(404)
@@ -98,7 +97,7 @@ export class WebhooksController {
   }
 
   @Post(':webhookId/_test')
-  @RequirePermission('webhook:write')
+  @Authenticated({ permission: 'webhook:write' })
   @HttpCode(202)
   @ApiOperation({ summary: 'Enqueue a webhook.test delivery to the endpoint' })
   @ApiAcceptedResponse({ type: WebhookDeliveryDto })
