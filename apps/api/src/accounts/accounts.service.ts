@@ -3,17 +3,11 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { DataSource, Like, Not, Repository, type EntityManager, type FindOptionsWhere } from 'typeorm';
 import { AppError } from '../common/app-error';
-import {
-  isExclusionViolation,
-  isForeignKeyViolation,
-  isUniqueViolation,
-  pgConstraint,
-} from '../common/db-errors';
 import { toListResult, type ListResult } from '../common/list';
-import { updateWithOptlock } from '../common/optlock';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { actorId, isRootAdmin, type Principal, type RequestScope } from '../auth/principal';
 import { Account } from './account.entity';
+import { AccountsRepository, likePrefix } from './accounts.repository';
 import {
   toAccountDto,
   type AccountDto,
@@ -23,22 +17,15 @@ import {
 } from './dto/account.dto';
 import { VpnSubnetAllocator } from './vpn-subnet.allocator';
 
-/** Escapes LIKE wildcards in a materialised path (ids are UUIDs, but be exact anyway). */
-const likePrefix = (path: string) => `${path.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-
 @Injectable()
 export class AccountsService {
   constructor(
     @InjectRepository(Account) private readonly accounts: Repository<Account>,
+    private readonly repository: AccountsRepository,
     private readonly dataSource: DataSource,
     private readonly subnets: VpnSubnetAllocator,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
-
-  /** An account visible from `scope`: the scope itself or any descendant. */
-  private whereVisible(scope: RequestScope, id: string): FindOptionsWhere<Account> {
-    return { id, path: Like(likePrefix(scope.path)) };
-  }
 
   async list(scope: RequestScope, q: AccountListQueryDto): Promise<ListResult<AccountDto>> {
     const where: FindOptionsWhere<Account> = q.recursive
@@ -58,7 +45,7 @@ export class AccountsService {
   }
 
   async get(scope: RequestScope, id: string): Promise<AccountDto> {
-    const account = await this.accounts.findOne({ where: this.whereVisible(scope, id) });
+    const account = await this.repository.findVisible(scope.path, id);
     if (!account) throw AppError.notFound('Account', `No account ${id} in this scope`);
     return toAccountDto(account);
   }
@@ -78,42 +65,21 @@ export class AccountsService {
     }
     const actor = actorId(principal);
     const id = randomUUID();
-    try {
-      const saved = await this.dataSource.transaction(async (em) => {
-        await this.subnets.lock(em);
-        await this.checkQuotas(em, scope);
-        const vpnSubnet = dto.vpnSubnet ?? (await this.subnets.nextFree(em, { byRootAdmin }));
-        const account = em.getRepository(Account).create({
-          id,
-          scopeId: scope.id,
-          name: dto.name,
-          description: dto.description ?? '',
-          path: `${scope.path}${id}/`,
-          vpnSubnet,
-          createdBy: actor,
-          modifiedBy: actor,
-        });
-        return em.getRepository(Account).save(account);
+    const saved = await this.dataSource.transaction(async (em) => {
+      await this.subnets.lock(em);
+      await this.checkQuotas(em, scope);
+      const vpnSubnet = dto.vpnSubnet ?? (await this.subnets.nextFree(em, { byRootAdmin }));
+      return this.repository.insert(em, {
+        id,
+        scopeId: scope.id,
+        name: dto.name,
+        description: dto.description ?? '',
+        path: `${scope.path}${id}/`,
+        vpnSubnet,
+        createdBy: actor,
       });
-      return toAccountDto(saved);
-    } catch (err) {
-      if (isUniqueViolation(err)) {
-        throw new AppError(
-          'ENTRY_EXISTS',
-          'Account name already taken',
-          `An account named ${dto.name} exists`,
-        );
-      }
-      if (isExclusionViolation(err)) {
-        throw new AppError(
-          'ENTRY_EXISTS',
-          'VPN subnet overlaps another account',
-          `${dto.vpnSubnet} is (partly) in use`,
-        );
-      }
-      if (pgInvalidCidr(err)) throw AppError.invalid('Invalid vpnSubnet', 'vpnSubnet has host bits set');
-      throw err;
-    }
+    });
+    return toAccountDto(saved);
   }
 
   /** 409 when `scope` may not have another child, or a tenant above it another account below it. */
@@ -121,18 +87,14 @@ export class AccountsService {
     const ids = scope.path.split('/').filter(Boolean);
     if (ids.length <= 1) return; // the root account: it creates the tenants
     const quotaReached = (details: string) => new AppError('CONFLICT', 'Account quota reached', details);
-    const children = await em.getRepository(Account).count({ where: { scopeId: scope.id } });
+    const children = await this.repository.countChildren(scope.id, em);
     if (children >= this.config.accountMaxChildren) {
       throw quotaReached(`An account may have at most ${this.config.accountMaxChildren} child accounts`);
     }
     // Every ancestor below the root, and the scope itself: "/root/a/", "/root/a/b/", …
     const paths = ids.slice(1).map((_, i) => `/${ids.slice(0, i + 2).join('/')}/`);
-    const rows: Array<{ below: number }> = await em.query(
-      `SELECT (SELECT count(*) FROM account d WHERE starts_with(d.path, p))::int - 1 AS below
-         FROM unnest($1::text[]) AS p`,
-      [paths],
-    );
-    if (rows.some((r) => r.below >= this.config.accountMaxDescendants)) {
+    const below = await this.repository.countBelow(em, paths);
+    if (below.some((n) => n >= this.config.accountMaxDescendants)) {
       throw quotaReached(
         `A tenant may have at most ${this.config.accountMaxDescendants} accounts below it, at any depth`,
       );
@@ -149,13 +111,7 @@ export class AccountsService {
       modifiedBy: actor,
       ...(dto.description !== undefined ? { description: dto.description } : {}),
     };
-    const updated = await updateWithOptlock(
-      this.accounts,
-      this.whereVisible(scope, id),
-      dto.optlock,
-      changes,
-      'Account',
-    );
+    const updated = await this.repository.update(scope.path, id, dto.optlock, changes);
     return toAccountDto(updated);
   }
 
@@ -165,25 +121,10 @@ export class AccountsService {
       throw AppError.conflict('Cannot delete the account you act in', 'Delete it from its parent account');
     }
     await this.get(scope, id);
-    const children = await this.accounts.count({ where: { scopeId: id } });
+    const children = await this.repository.countChildren(id);
     if (children > 0) {
       throw AppError.conflict('Account has child accounts', `Delete its ${children} child account(s) first`);
     }
-    try {
-      await this.accounts.delete({ id });
-    } catch (err) {
-      if (isForeignKeyViolation(err)) {
-        if (pgConstraint(err) === 'gateway_account_fk') {
-          throw AppError.conflict('Account still has gateways', 'Delete its VPN gateways first');
-        }
-        throw AppError.conflict('Account still has devices', 'Delete its devices first');
-      }
-      throw err;
-    }
+    await this.repository.delete(scope.path, id);
   }
-}
-
-function pgInvalidCidr(err: unknown): boolean {
-  const e = err as { driverError?: { code?: string } };
-  return e?.driverError?.code === '22P02';
 }

@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { AppError } from '../common/app-error';
+import { AccountsRepository } from './accounts.repository';
 
 /** Serialises subnet allocation across instances (transaction-scoped advisory lock). */
 const SUBNET_LOCK_KEY = 0x5650_4e31;
@@ -25,10 +26,13 @@ export interface AllocationRequest {
  */
 @Injectable()
 export class VpnSubnetAllocator {
-  constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {}
+  constructor(
+    private readonly accounts: AccountsRepository,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
 
-  async lock(em: EntityManager): Promise<void> {
-    await em.query('SELECT pg_advisory_xact_lock($1)', [SUBNET_LOCK_KEY]);
+  lock(em: EntityManager): Promise<void> {
+    return this.accounts.lockSubnetAllocation(em, SUBNET_LOCK_KEY);
   }
 
   async nextFree(em: EntityManager, request: AllocationRequest = { byRootAdmin: true }): Promise<string> {
@@ -39,17 +43,9 @@ export class VpnSubnetAllocator {
     if (!request.byRootAdmin && (await this.freeBlocks(em)) <= this.config.vpnSubnetReserve) {
       throw this.noSpace(request);
     }
-    const rows: Array<{ subnet: string }> = await em.query(
-      `SELECT set_masklen($1::inet + g * $3::bigint, $2)::cidr::text AS subnet
-         FROM generate_series(0, $4::bigint - 1) AS g
-        WHERE NOT EXISTS (
-          SELECT 1 FROM account a WHERE a.vpn_subnet && set_masklen($1::inet + g * $3::bigint, $2)::cidr)
-        ORDER BY g
-        LIMIT 1`,
-      [network, prefix, blockSize, blocks],
-    );
-    if (!rows[0]) throw this.noSpace(request);
-    return rows[0].subnet;
+    const subnet = await this.accounts.firstFreeSubnet(em, { network, prefix, blockSize, blocks });
+    if (subnet === null) throw this.noSpace(request);
+    return subnet;
   }
 
   /** Blocks of the supernet no account subnet touches (one query, the arithmetic here). */
@@ -59,11 +55,7 @@ export class VpnSubnetAllocator {
     const superSize = 2 ** (32 - Number(superPrefix));
     const superStart = Math.floor(ipv4ToInt(network) / superSize) * superSize;
     const superEnd = superStart + superSize - 1;
-    const rows: Array<{ net: string; len: number }> = await em.query(
-      `SELECT host(network(vpn_subnet)) AS net, masklen(vpn_subnet) AS len
-         FROM account WHERE vpn_subnet && $1::cidr`,
-      [this.config.vpnSupernet],
-    );
+    const rows = await this.accounts.subnetsOverlapping(em, this.config.vpnSupernet);
     const used = rows
       .map((r) => {
         const start = Math.max(ipv4ToInt(r.net), superStart);

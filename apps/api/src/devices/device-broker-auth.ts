@@ -1,17 +1,9 @@
 import { Injectable, OnModuleInit } from '@nestjs/common';
-import { DataSource } from 'typeorm';
 import { digestEquals } from '../common/secrets';
 import { isOwnMqttClientId } from '../mqtt/broker-identity';
 import type { BrokerIdentity } from '../mqtt/broker-identity';
 import { EmbeddedBroker } from '../mqtt/embedded-broker';
-
-interface CredentialRow {
-  id: string;
-  client_id: string;
-  status: string;
-  mqtt_password_digest: Buffer | null;
-  account: string;
-}
+import { DevicesRepository } from './devices.repository';
 
 /**
  * Checks device MQTT credentials for the embedded broker: one indexed lookup and
@@ -22,7 +14,7 @@ interface CredentialRow {
 @Injectable()
 export class DeviceBrokerAuth implements OnModuleInit {
   constructor(
-    private readonly dataSource: DataSource,
+    private readonly devices: DevicesRepository,
     private readonly broker: EmbeddedBroker,
   ) {}
 
@@ -38,16 +30,10 @@ export class DeviceBrokerAuth implements OnModuleInit {
     password: Buffer,
   ): Promise<BrokerIdentity | null> {
     if (username.length > 160 || password.length > 256) return null;
-    const rows: CredentialRow[] = await this.dataSource.query(
-      `SELECT d.id, d.client_id, d.status, d.mqtt_password_digest, a.name AS account
-         FROM device d JOIN account a ON a.id = d.scope_id
-        WHERE d.mqtt_username = $1`,
-      [username],
-    );
-    const row = rows[0];
-    if (!row?.mqtt_password_digest || row.status !== 'ENABLED') return null;
-    if (!isOwnMqttClientId(mqttClientId, row.account, row.client_id)) return null;
-    if (!digestEquals(password.toString('utf8'), row.mqtt_password_digest)) return null;
-    return { kind: 'device', deviceId: row.id, account: row.account, clientId: row.client_id };
+    const device = await this.devices.findByMqttUsername(username);
+    if (!device?.digest || device.status !== 'ENABLED') return null;
+    if (!isOwnMqttClientId(mqttClientId, device.account, device.clientId)) return null;
+    if (!digestEquals(password.toString('utf8'), device.digest)) return null;
+    return { kind: 'device', deviceId: device.id, account: device.account, clientId: device.clientId };
   }
 }

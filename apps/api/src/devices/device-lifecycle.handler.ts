@@ -1,5 +1,4 @@
 import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
-import { DataSource } from 'typeorm';
 import {
   CloudSubscriptions,
   decodeKuraPayload,
@@ -17,6 +16,7 @@ import { MqttRouter } from '../mqtt/mqtt-router';
 import { DeviceMessageLog } from '../mqtt/device-message-log';
 import { DevicePeers } from '../gateways/device-peers.service';
 import type { ConnectionStatus } from './device.entity';
+import { DevicesRepository } from './devices.repository';
 
 /** Larger lifecycle messages are dropped unread. */
 export const MAX_LIFECYCLE_PAYLOAD_BYTES = 64 * 1024;
@@ -44,7 +44,7 @@ export class DeviceLifecycleHandler implements OnModuleInit {
   constructor(
     private readonly mqtt: CloudMqttClient,
     private readonly router: MqttRouter,
-    private readonly dataSource: DataSource,
+    private readonly devices: DevicesRepository,
     private readonly connectionEvents: ConnectionEvents,
     private readonly devicePeers: DevicePeers,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -96,51 +96,16 @@ export class DeviceLifecycleHandler implements OnModuleInit {
     const status = STATUS_OF[kind];
     const sentOn = sentOnOf(payload);
     const details: Record<string, unknown> = birth ? { ...birth } : {};
-    const rows: Array<{ id: string; scope_id: string; tunnel_ip: string }> = await this.dataSource.query(
-      `WITH d AS (
-         UPDATE device d
-            SET connection_status = $3,
-                last_event_on = now(),
-                display_name = CASE WHEN d.display_name = '' AND $4::text IS NOT NULL THEN $4 ELSE d.display_name END,
-                model_id = COALESCE($5, d.model_id),
-                serial_number = COALESCE($6, d.serial_number),
-                firmware_version = COALESCE($7, d.firmware_version),
-                connection_ip = COALESCE($8, d.connection_ip),
-                application_ids = COALESCE($9, d.application_ids),
-                -- A BIRTH says which key the agent has now (none: a keyless driver).
-                vpn_public_key = CASE WHEN $11::text = 'BIRTH' THEN $10 ELSE d.vpn_public_key END
-           FROM account a
-          WHERE a.id = d.scope_id AND a.name = $1 AND d.client_id = $2
-          RETURNING d.id, d.scope_id, host(d.tunnel_ip) AS tunnel_ip),
-       ev AS (
-         INSERT INTO device_event (scope_id, device_id, type, sent_on, details)
-         SELECT scope_id, id, $11, $12, $13::jsonb FROM d)
-       SELECT id, scope_id, tunnel_ip FROM d`,
-      [
-        account,
-        clientId,
-        status,
-        birth?.displayName ?? null,
-        birth?.modelId ?? null,
-        birth?.serialNumber ?? null,
-        birth?.firmwareVersion ?? null,
-        birth?.connectionIp ?? null,
-        birth ? birth.applicationIds.join(',').slice(0, 1024) : null,
-        birth?.publicKey ?? null,
-        EVENT_OF[kind],
-        sentOn,
-        JSON.stringify(details),
-      ],
-    );
-    const device = rows[0];
+    const device = await this.devices.applyLifecycle(account, clientId, {
+      connectionStatus: status,
+      eventType: EVENT_OF[kind],
+      birth,
+      sentOn,
+      details,
+    });
     // No device: a gateway's message (handled by the gateways domain) or a deleted device's.
     if (!device) return;
-    this.connectionEvents.emit({ kind: 'device', id: device.id, scopeId: device.scope_id, status });
-    if (birth) {
-      await this.devicePeers.keyAnnounced(
-        { id: device.id, scopeId: device.scope_id, tunnelIp: device.tunnel_ip },
-        birth.publicKey ?? null,
-      );
-    }
+    this.connectionEvents.emit({ kind: 'device', id: device.id, scopeId: device.scopeId, status });
+    if (birth) await this.devicePeers.keyAnnounced(device, birth.publicKey ?? null);
   }
 }

@@ -5,14 +5,16 @@ import { DeviceEvent } from './device-event.entity';
 import { DeviceLifecycleHandler } from './device-lifecycle.handler';
 import { Device } from './device.entity';
 import { DevicesController } from './devices.controller';
+import { DevicesRepository } from './devices.repository';
 import { DevicesService } from './devices.service';
 import { TunnelAddressPool } from './tunnel-address.pool';
+import { AccountsModule } from '../accounts/accounts.module';
 import { GatewaysModule } from '../gateways/gateways.module';
 
 @Module({
-  imports: [TypeOrmModule.forFeature([Device, DeviceEvent]), GatewaysModule],
+  imports: [TypeOrmModule.forFeature([Device, DeviceEvent]), GatewaysModule, AccountsModule],
   controllers: [DevicesController],
-  providers: [DevicesService, TunnelAddressPool, DeviceBrokerAuth, DeviceLifecycleHandler],
-  exports: [DevicesService],
+  providers: [DevicesService, DevicesRepository, TunnelAddressPool, DeviceBrokerAuth, DeviceLifecycleHandler],
+  exports: [DevicesService, DevicesRepository],
 })
 export class DevicesModule {}

@@ -2,13 +2,12 @@ import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { Brackets, DataSource, Repository } from 'typeorm';
 import { AppError } from '../common/app-error';
-import { isUniqueViolation } from '../common/db-errors';
 import { toListResult, type ListResult } from '../common/list';
-import { updateWithOptlock } from '../common/optlock';
 import { digest, generateSecret } from '../common/secrets';
 import { BrokerCredentials } from '../mqtt/broker-credentials';
 import { DevicePeers } from '../gateways/device-peers.service';
 import { GatewayRepository } from '../gateways/gateway.repository';
+import { AccountsRepository } from '../accounts/accounts.repository';
 import { Device } from './device.entity';
 import { DeviceEvent } from './device-event.entity';
 import { toDeviceEventDto, type DeviceEventDto, type DeviceEventListQueryDto } from './dto/device-event.dto';
@@ -20,6 +19,7 @@ import {
   type DeviceListQueryDto,
   type UpdateDeviceDto,
 } from './dto/device.dto';
+import { DevicesRepository, type DeviceChanges } from './devices.repository';
 import { TunnelAddressPool } from './tunnel-address.pool';
 
 const likeEscape = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
@@ -30,6 +30,8 @@ export class DevicesService {
   constructor(
     @InjectRepository(Device) private readonly devices: Repository<Device>,
     @InjectRepository(DeviceEvent) private readonly events: Repository<DeviceEvent>,
+    private readonly repository: DevicesRepository,
+    private readonly accounts: AccountsRepository,
     private readonly dataSource: DataSource,
     private readonly tunnelPool: TunnelAddressPool,
     private readonly brokerCredentials: BrokerCredentials,
@@ -50,7 +52,7 @@ export class DevicesService {
   }
 
   async findOne(scopeId: string, id: string): Promise<Device> {
-    const device = await this.devices.findOne({ where: { scopeId, id } });
+    const device = await this.repository.findOne(scopeId, id);
     if (!device) throw AppError.notFound('Device', `No device ${id} in this scope`);
     return device;
   }
@@ -90,53 +92,37 @@ export class DevicesService {
   /** Creates the device with a tunnel address that stays unique under concurrent creation. */
   async create(scopeId: string, dto: CreateDeviceDto, actor: string | null): Promise<DeviceDto> {
     await this.checkPin(scopeId, dto.gatewayId);
-    try {
-      const saved = await this.dataSource.transaction(async (em) => {
-        // Allocating locks the account row, which gateway creation locks too: the name check cannot race.
-        const tunnelIp = await this.tunnelPool.allocate(em, scopeId);
-        if (await this.gateways.nameTaken(em, scopeId, dto.clientId)) {
-          throw new AppError(
-            'ENTRY_EXISTS',
-            'Name already in use',
-            `A gateway of this account is called ${dto.clientId}; gateways and devices share one namespace`,
-          );
-        }
-        const repo = em.getRepository(Device);
-        return repo.save(
-          repo.create({
-            scopeId,
-            clientId: dto.clientId,
-            displayName: dto.displayName ?? '',
-            status: dto.status ?? 'ENABLED',
-            gatewayId: dto.gatewayId ?? null,
-            tunnelIp,
-            createdBy: actor,
-            modifiedBy: actor,
-          }),
-        );
-      });
-      return toDeviceDto(saved);
-    } catch (err) {
-      if (isUniqueViolation(err)) {
+    const saved = await this.dataSource.transaction(async (em) => {
+      // Allocating locks the account row, which gateway creation locks too: the name check cannot race.
+      const tunnelIp = await this.tunnelPool.allocate(em, scopeId);
+      if (await this.gateways.nameTaken(em, scopeId, dto.clientId)) {
         throw new AppError(
           'ENTRY_EXISTS',
-          'Device already exists',
-          `A device with clientId ${dto.clientId} exists`,
+          'Name already in use',
+          `A gateway of this account is called ${dto.clientId}; gateways and devices share one namespace`,
         );
       }
-      throw err;
-    }
+      return this.repository.insert(em, scopeId, {
+        clientId: dto.clientId,
+        displayName: dto.displayName ?? '',
+        status: dto.status ?? 'ENABLED',
+        gatewayId: dto.gatewayId ?? null,
+        tunnelIp,
+        createdBy: actor,
+      });
+    });
+    return toDeviceDto(saved);
   }
 
   async update(scopeId: string, id: string, dto: UpdateDeviceDto, actor: string | null): Promise<DeviceDto> {
-    const changes: Partial<Device> = { modifiedBy: actor };
+    const changes: DeviceChanges = { modifiedBy: actor };
     if (dto.displayName !== undefined) changes.displayName = dto.displayName;
     if (dto.status !== undefined) changes.status = dto.status;
     if (dto.gatewayId !== undefined) {
       await this.checkPin(scopeId, dto.gatewayId);
       changes.gatewayId = dto.gatewayId;
     }
-    const updated = await updateWithOptlock(this.devices, { scopeId, id }, dto.optlock, changes, 'Device');
+    const updated = await this.repository.update(scopeId, id, dto.optlock, changes);
     if (updated.status === 'DISABLED') {
       // A disabled device keeps no tunnel: its peer leaves the gateway and its link is cut.
       await this.devicePeers.detach(id);
@@ -157,10 +143,8 @@ export class DevicesService {
     const { changes, clientId } = await this.dataSource.transaction(async (em) => {
       // The peer's tombstone outlives the device until its gateway has removed it.
       const removed = await this.devicePeers.detachIn(em, id);
-      const repo = em.getRepository(Device);
-      const device = await repo.findOne({ where: { scopeId, id }, select: { id: true, clientId: true } });
+      const device = await this.repository.delete(em, scopeId, id);
       if (!device) throw AppError.notFound('Device', `No device ${id} in this scope`);
-      await repo.delete({ scopeId, id });
       return { changes: removed, clientId: device.clientId };
     });
     this.devicePeers.publish(changes);
@@ -175,11 +159,9 @@ export class DevicesService {
   }
 
   private async accountName(scopeId: string): Promise<string> {
-    const rows: Array<{ name: string }> = await this.dataSource.query(
-      'SELECT name FROM account WHERE id = $1',
-      [scopeId],
-    );
-    return rows[0].name;
+    const name = await this.accounts.nameOf(scopeId);
+    if (name === null) throw AppError.notFound('Account');
+    return name;
   }
 
   /**
@@ -192,10 +174,7 @@ export class DevicesService {
     const device = await this.findOne(scopeId, id);
     const password = generateSecret();
     const username = `${account}:${device.clientId}`;
-    await this.devices.update(
-      { scopeId, id },
-      { mqttUsername: username, mqttPasswordDigest: digest(password), credentialsIssuedOn: new Date() },
-    );
+    await this.repository.setCredentials(scopeId, id, username, digest(password));
     await this.brokerCredentials.announce({
       type: 'issued',
       kind: 'device',

@@ -5,6 +5,7 @@ import { AppError } from '../common/app-error';
 import type { Principal } from '../auth/principal';
 import { TokenService } from '../auth/token.service';
 import { digest, generateSecret } from '../common/secrets';
+import { DevicesRepository } from '../devices/devices.repository';
 import { EventFeedRepository } from './event-feed.repository';
 import { EventStreamHub, StreamClient } from './event-stream.hub';
 
@@ -40,6 +41,7 @@ export class EventStreamService {
     private readonly hub: EventStreamHub,
     private readonly tokens: TokenService,
     private readonly dataSource: DataSource,
+    private readonly devices: DevicesRepository,
   ) {}
 
   /** Checks a resume point; throws 400 before anything is written. */
@@ -68,7 +70,7 @@ export class EventStreamService {
       else {
         // Read the position first: the state is at least as new as it, so nothing falls between.
         start = await this.hub.now();
-        reset = { reason: status, devices: await this.state(scope.path) };
+        reset = { reason: status, devices: await this.devices.statesInSubtree(scope.path) };
       }
     }
     res.status(200);
@@ -89,22 +91,6 @@ export class EventStreamService {
     }
     client.expireAt(principal.expiresOn);
     await this.hub.attach(client);
-  }
-
-  /** Every device of the subtree with its current connection and VPN state. */
-  private state(path: string): Promise<DeviceStateDto[]> {
-    return this.dataSource.query(
-      `SELECT d.id AS "deviceId", d.client_id AS "clientId", d.scope_id AS "scopeId",
-              d.connection_status AS "deviceConnection",
-              COALESCE(s.connected, false) AS connected, COALESCE(s.ip_address, '0.0.0.0') AS "ipAddress",
-              COALESCE(s.status, 'idle') AS status, COALESCE(s.status_code, '000') AS "statusCode"
-         FROM device d
-         JOIN account a ON a.id = d.scope_id
-         LEFT JOIN device_vpn_status s ON s.device_id = d.id
-        WHERE starts_with(a.path, $1)
-        ORDER BY d.scope_id, d.client_id`,
-      [path],
-    );
   }
 
   async issueTicket(principal: Principal, scopeId: string): Promise<{ ticket: string; expiresOn: Date }> {

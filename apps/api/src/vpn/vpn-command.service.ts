@@ -5,9 +5,7 @@ import {
   Logger,
   OnApplicationBootstrap,
 } from '@nestjs/common';
-import { InjectRepository } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
-import { Repository } from 'typeorm';
 import {
   encodeVpnProfile,
   firstHostAddress,
@@ -25,11 +23,11 @@ import { KeyedSerialQueue } from '../common/keyed-serial-queue';
 import { actorId, type Principal } from '../auth/principal';
 import { DevicePeers, type CarryingGateway } from '../gateways/device-peers.service';
 import { KuraRequestClient, KuraRequestError } from '../mqtt/kura-request.client';
-import { DeviceOperation, type OperationStatus } from './device-operation.entity';
+import type { OperationStatus } from './device-operation.entity';
 import { toOperationDto, type DeviceOperationDto, type VpnStatusDto } from './dto/vpn.dto';
 import { toVpnStatusDto } from './vpn-status.view';
 import { VpnStatusStore } from './vpn-status.store';
-import { OperationLog, type CommandTarget } from './operation-log';
+import { OperationsRepository, type CommandTarget } from './operations.repository';
 import { VpnService } from './vpn.service';
 
 /** Longest a command may wait for its device (the `timeout` bound), plus slack: older RUNNING rows are abandoned. */
@@ -58,30 +56,16 @@ export class VpnCommandService implements OnApplicationBootstrap, BeforeApplicat
   constructor(
     private readonly requests: KuraRequestClient,
     private readonly store: VpnStatusStore,
-    private readonly operationLog: OperationLog,
+    private readonly operations: OperationsRepository,
     private readonly devicePeers: DevicePeers,
     private readonly vpn: VpnService,
-    @InjectRepository(DeviceOperation) private readonly operations: Repository<DeviceOperation>,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   /** Operations this instance left RUNNING when it stopped are closed: their waits are gone. */
   async onApplicationBootstrap(): Promise<void> {
-    const result = await this.operations
-      .createQueryBuilder()
-      .update()
-      .set({
-        status: 'FAILED',
-        endedOn: () => 'now()',
-        errorMessage: 'Interrupted: the API instance restarted',
-      })
-      .where('status = :running AND requester_client_id = :me', {
-        running: 'RUNNING',
-        me: this.requests.clientId,
-      })
-      .execute();
-    if (result.affected)
-      this.logger.warn(`closed ${result.affected} operation(s) left running by a previous run`);
+    const closed = await this.operations.closeInterrupted(this.requests.clientId);
+    if (closed) this.logger.warn(`closed ${closed} operation(s) left running by a previous run`);
   }
 
   /** Pending waits are failed by the request client; let their commands record the outcome. */
@@ -129,7 +113,9 @@ export class VpnCommandService implements OnApplicationBootstrap, BeforeApplicat
       if (!(err instanceof AppError) || err.code === 'INTERNAL_ERROR')
         this.logger.error({ err, operationId }, 'asynchronous command failed');
     });
-    const operation = await this.operations.findOneByOrFail({ id: operationId });
+    const operation = await this.operations.findOne(scopeId, deviceId, operationId);
+    // The row was inserted by this request: it is gone only if its device was deleted meanwhile.
+    if (!operation) throw AppError.notFound('Operation', `No operation ${operationId} of device ${deviceId}`);
     return toOperationDto(operation);
   }
 
@@ -155,13 +141,13 @@ export class VpnCommandService implements OnApplicationBootstrap, BeforeApplicat
         requestedBy: actorId(principal),
         requesterClientId: this.requests.clientId,
       };
-      let start = await this.operationLog.start(record);
+      let start = await this.operations.start(record);
       if (
         !start.started &&
         start.busy &&
-        (await this.operationLog.closeAbandoned(deviceId, ABANDONED_AFTER_MS))
+        (await this.operations.closeAbandoned(deviceId, ABANDONED_AFTER_MS))
       ) {
-        start = await this.operationLog.start(record);
+        start = await this.operations.start(record);
       }
       if (!start.started) {
         // A device that cannot hear the command loses its tunnel anyway when asked to disconnect.
@@ -204,7 +190,7 @@ export class VpnCommandService implements OnApplicationBootstrap, BeforeApplicat
   ): Promise<VpnStatusDto> {
     const started = Date.now();
     const finish = (o: Outcome) =>
-      this.operationLog.finish(operationId, { ...o, durationMs: Date.now() - started });
+      this.operations.finish(operationId, { ...o, durationMs: Date.now() - started });
     let reply: CommandReply;
     // Whether this command changed the desired state: a connect refused before that (no gateway,
     // gateway offline) must not cut a tunnel the device already has.

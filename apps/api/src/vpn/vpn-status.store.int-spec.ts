@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import type { VpnStatusReport } from '@app/protocol';
 import { dataSourceOptions } from '../database/data-source';
@@ -166,5 +166,46 @@ describe('VpnStatusStore', () => {
 
   it('should store nothing for an empty batch', async () => {
     expect(await store.applyMany([])).toEqual([]);
+  });
+
+  describe('view', () => {
+    const scopeOf = async (clientId: string): Promise<{ deviceId: string; scopeId: string }> =>
+      (
+        await ds.query('SELECT id AS "deviceId", scope_id AS "scopeId" FROM device WHERE client_id = $1', [
+          clientId,
+        ])
+      )[0];
+
+    it('should show a device without a report or a peer, then its last report', async () => {
+      const [a] = await createDevices(1);
+      const { deviceId, scopeId } = await scopeOf(a);
+      expect(await store.view(scopeId, deviceId)).toEqual({
+        connectionStatus: 'NEVER_CONNECTED',
+        keyed: false,
+        reported: null,
+        vpnSubnet: expect.stringMatching(/^10\.\d+\.0\.0\/16$/),
+        peer: null,
+      });
+      await store.apply(account, a, report({ seq: 3 }), null);
+      expect(await store.view(scopeId, deviceId)).toMatchObject({
+        reported: {
+          connected: true,
+          ipAddress: '10.200.0.7',
+          status: 'connected',
+          statusCode: '004',
+          reportedOn: expect.any(Date),
+        },
+      });
+    });
+
+    it("should not show another tenant's device, nor an unknown one", async () => {
+      const [a] = await createDevices(1);
+      const { deviceId, scopeId } = await scopeOf(a);
+      const [b] = await createDevices(1);
+      const other = await scopeOf(b);
+      expect(await store.view(other.scopeId, deviceId)).toBeNull();
+      expect(await store.view(scopeId, other.deviceId)).toBeNull();
+      expect(await store.view(scopeId, randomUUID())).toBeNull();
+    });
   });
 });

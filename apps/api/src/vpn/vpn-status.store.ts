@@ -32,6 +32,40 @@ const toStored = (r: Row): StoredVpnStatus => ({
   reportedOn: r.reported_on,
 });
 
+/**
+ * Everything the status route answers for one device: its link to the broker, its last report
+ * (null before the first), and its peer on a gateway (null when it has none).
+ */
+export interface DeviceStatusView {
+  connectionStatus: string;
+  /** The agent announced a WireGuard key: the device tunnels through a gateway. */
+  keyed: boolean;
+  reported: {
+    connected: boolean | null;
+    ipAddress: string | null;
+    status: string | null;
+    statusCode: string | null;
+    reportedOn: Date;
+  } | null;
+  vpnSubnet: string;
+  peer: { gatewayId: string; lastHandshakeOn: Date | null; rxBytes: number; txBytes: number } | null;
+}
+
+interface ViewRow {
+  connection_status: string;
+  keyed: boolean;
+  connected: boolean | null;
+  ip_address: string | null;
+  status: string | null;
+  status_code: string | null;
+  reported_on: Date | null;
+  gateway_id: string | null;
+  vpn_subnet: string;
+  last_handshake_on: Date | null;
+  rx_bytes: string | null;
+  tx_bytes: string | null;
+}
+
 /** One status report of device (account name, clientId), as received. */
 export interface VpnStatusUpdate {
   account: string;
@@ -78,7 +112,8 @@ const APPLY_SQL = `WITH input AS (
    SELECT device_id, scope_id, connected, ip_address, status, status_code, reported_on FROM up`;
 
 /**
- * Persists VPN status reports with the ordering rule of docs/protocol.md applied in
+ * The repository of device VPN status: every SQL statement about device_vpn_status. Persists VPN
+ * status reports with the ordering rule of docs/protocol.md applied in
  * the database, atomically per row: a report replaces the stored one only if it
  * comes from another boot or has a higher seq in the same boot. A change of
  * connected/status/ip/statusCode is also recorded as a VPN_STATUS device event. One round
@@ -129,6 +164,48 @@ export class VpnStatusStore {
       for (const r of rows) stored.push(toStored(r));
     }
     return stored;
+  }
+
+  /**
+   * The status view of a device of the scope, in one query of primary-key lookups (this is what
+   * fleet dashboards poll); null when the scope has no such device.
+   */
+  async view(scopeId: string, deviceId: string): Promise<DeviceStatusView | null> {
+    const rows: ViewRow[] = await this.dataSource.query(
+      `SELECT d.connection_status, d.vpn_public_key IS NOT NULL AS keyed,
+              s.connected, s.ip_address, s.status, s.status_code, s.reported_on,
+              p.gateway_id, a.vpn_subnet::text AS vpn_subnet, p.last_handshake_on, p.rx_bytes, p.tx_bytes
+         FROM device d
+         JOIN account a ON a.id = d.scope_id
+         LEFT JOIN device_vpn_status s ON s.device_id = d.id
+         LEFT JOIN gateway_peer p ON p.device_id = d.id AND NOT p.removed
+        WHERE d.id = $1 AND d.scope_id = $2`,
+      [deviceId, scopeId],
+    );
+    const row = rows[0];
+    if (!row) return null;
+    return {
+      connectionStatus: row.connection_status,
+      keyed: row.keyed,
+      reported: row.reported_on
+        ? {
+            connected: row.connected,
+            ipAddress: row.ip_address,
+            status: row.status,
+            statusCode: row.status_code,
+            reportedOn: row.reported_on,
+          }
+        : null,
+      vpnSubnet: row.vpn_subnet,
+      peer: row.gateway_id
+        ? {
+            gatewayId: row.gateway_id,
+            lastHandshakeOn: row.last_handshake_on,
+            rxBytes: Number(row.rx_bytes ?? 0),
+            txBytes: Number(row.tx_bytes ?? 0),
+          }
+        : null,
+    };
   }
 
   async get(deviceId: string): Promise<StoredVpnStatus | null> {

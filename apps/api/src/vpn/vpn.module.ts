@@ -7,13 +7,13 @@ import { DeviceVpnStatus } from './device-vpn-status.entity';
 import { VpnCommandService } from './vpn-command.service';
 import { VpnController } from './vpn.controller';
 import { VpnService } from './vpn.service';
-import { OperationLog } from './operation-log';
+import { OperationsRepository } from './operations.repository';
 import { VpnStatusIngest } from './vpn-status.ingest';
 import { VpnStatusStore } from './vpn-status.store';
 
 @Module({
   imports: [TypeOrmModule.forFeature([DeviceOperation, DeviceVpnStatus]), DevicesModule, GatewaysModule],
   controllers: [VpnController],
-  providers: [VpnService, VpnCommandService, VpnStatusStore, VpnStatusIngest, OperationLog],
+  providers: [VpnService, VpnCommandService, VpnStatusStore, VpnStatusIngest, OperationsRepository],
 })
 export class VpnModule {}

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
+import { AccountsModule } from '../accounts/accounts.module';
 import { AuthModule } from '../auth/auth.module';
 import { EventsModule } from '../events/events.module';
 import { WebhookDelivery } from './webhook-delivery.entity';
@@ -12,7 +13,7 @@ import { WebhooksService } from './webhooks.service';
 
 /** Signed webhooks (docs/webhooks.md): endpoints, the outbox, its dispatcher and sender. */
 @Module({
-  imports: [TypeOrmModule.forFeature([Webhook, WebhookDelivery]), AuthModule, EventsModule],
+  imports: [TypeOrmModule.forFeature([Webhook, WebhookDelivery]), AuthModule, EventsModule, AccountsModule],
   controllers: [WebhooksController],
   providers: [WebhooksService, WebhookOutbox, WebhookDispatcher, WebhookDeliveryWorker],
 })

@@ -7,6 +7,7 @@ import { toListResult, type ListResult } from '../common/list';
 import { updateWithOptlock } from '../common/optlock';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { actorId, type Principal } from '../auth/principal';
+import { AccountsRepository } from '../accounts/accounts.repository';
 import { AddressRefused, resolveAllowed, urlHost } from './webhook-address';
 import { WebhookDelivery } from './webhook-delivery.entity';
 import { webhookBody, WebhookOutbox } from './webhook-outbox';
@@ -34,6 +35,7 @@ export class WebhooksService {
   constructor(
     @InjectRepository(Webhook) private readonly webhooks: Repository<Webhook>,
     @InjectRepository(WebhookDelivery) private readonly deliveries: Repository<WebhookDelivery>,
+    private readonly accounts: AccountsRepository,
     private readonly outbox: WebhookOutbox,
     private readonly worker: WebhookDeliveryWorker,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -65,7 +67,7 @@ export class WebhooksService {
     const secret = generateWebhookSecret();
     const saved = await this.webhooks.manager.transaction(async (em) => {
       // The account row lock serialises creations in one account, so the quota holds under concurrency.
-      await em.query('SELECT 1 FROM account WHERE id = $1 FOR UPDATE', [scopeId]);
+      await this.accounts.lockForUpdate(em, scopeId);
       const count = await em.getRepository(Webhook).count({ where: { scopeId } });
       if (count >= this.config.webhooks.maxPerAccount) {
         throw new AppError(

@@ -1,7 +1,8 @@
 import { Injectable } from '@nestjs/common';
-import { DataSource } from 'typeorm';
+import { InjectRepository } from '@nestjs/typeorm';
+import { DataSource, Repository } from 'typeorm';
 import type { VpnCommand } from '@app/protocol';
-import type { OperationStatus } from './device-operation.entity';
+import { DeviceOperation, type OperationStatus } from './device-operation.entity';
 import { isTransientDbError, retryTransient } from '../common/transient-retry';
 import { AppMetrics } from '../metrics/app-metrics';
 
@@ -39,7 +40,8 @@ interface StartRow {
 const MAX_ERROR_MESSAGE = 1024;
 
 /**
- * The operation rows of VPN commands. Starting a command reads the device and its account and
+ * Every SQL statement about the operation rows of VPN commands. Reads that serve a request take
+ * the scope first: another tenant's (or another device's) operation is simply not found. Starting a command reads the device and its account and
  * inserts the RUNNING row in one statement, and only when the device is enabled and connected:
  * a command is on the hot path of fleet automation, so it costs two round trips in all.
  * The RUNNING row commits asynchronously (no WAL flush wait): the outcome's UPDATE commits
@@ -47,11 +49,37 @@ const MAX_ERROR_MESSAGE = 1024;
  * (docs/decisions.md).
  */
 @Injectable()
-export class OperationLog {
+export class OperationsRepository {
   constructor(
+    @InjectRepository(DeviceOperation) private readonly operations: Repository<DeviceOperation>,
     private readonly dataSource: DataSource,
     private readonly metrics: AppMetrics,
   ) {}
+
+  findOne(scopeId: string, deviceId: string, id: string): Promise<DeviceOperation | null> {
+    return this.operations.findOneBy({ id, deviceId, scopeId });
+  }
+
+  /**
+   * Fails the operations a previous run of this API instance (its MQTT client id) left RUNNING:
+   * their waits are gone. Returns how many were closed.
+   */
+  async closeInterrupted(requesterClientId: string): Promise<number> {
+    const result = await this.operations
+      .createQueryBuilder()
+      .update()
+      .set({
+        status: 'FAILED',
+        endedOn: () => 'now()',
+        errorMessage: 'Interrupted: the API instance restarted',
+      })
+      .where('status = :running AND requester_client_id = :me', {
+        running: 'RUNNING',
+        me: requesterClientId,
+      })
+      .execute();
+    return result.affected ?? 0;
+  }
 
   async start(cmd: {
     scopeId: string;

@@ -1,0 +1,241 @@
+import { randomUUID } from 'node:crypto';
+import type { BirthCertificate } from '@app/protocol';
+import { Device } from './device.entity';
+import { DevicesRepository } from './devices.repository';
+import { createRepositoryDb, suffix, type RepositoryDb } from '../../../../test/support/repository-db';
+
+/** The devices repository against a real, migrated Postgres, without the API or a broker. */
+describe('DevicesRepository', () => {
+  let db: RepositoryDb;
+  let repo: DevicesRepository;
+
+  beforeAll(async () => {
+    db = await createRepositoryDb();
+    repo = new DevicesRepository(db.ds.getRepository(Device), db.ds);
+  });
+
+  afterAll(async () => {
+    await db?.close();
+  });
+
+  const fields = (clientId: string, tunnelIp: string) => ({
+    clientId,
+    displayName: '',
+    status: 'ENABLED' as const,
+    gatewayId: null,
+    tunnelIp,
+    createdBy: null,
+  });
+  const events = async (
+    deviceId: string,
+  ): Promise<Array<{ type: string; details: Record<string, unknown> }>> =>
+    db.ds.query('SELECT type, details FROM device_event WHERE device_id = $1 ORDER BY id', [deviceId]);
+
+  describe('scope isolation', () => {
+    it("should not find, change, delete or re-key another tenant's device", async () => {
+      const a = await db.account();
+      const b = await db.account();
+      const device = await db.device(a);
+
+      expect((await repo.findOne(a.id, device.id))?.clientId).toBe(device.clientId);
+      expect(await repo.findOne(b.id, device.id)).toBeNull();
+      await expect(repo.update(b.id, device.id, 1, { displayName: 'stolen' })).rejects.toMatchObject({
+        code: 'NOT_FOUND',
+      });
+      expect(await db.ds.transaction((em) => repo.delete(em, b.id, device.id))).toBeNull();
+      await repo.setCredentials(b.id, device.id, `x:${suffix()}`, Buffer.alloc(32));
+      const current = await repo.findOne(a.id, device.id);
+      expect(current).toMatchObject({ displayName: '', optlock: 1, mqttUsername: null });
+    });
+  });
+
+  describe('rows', () => {
+    it('should insert a device, and map a taken clientId of the same account to ENTRY_EXISTS', async () => {
+      const a = await db.account({ vpnSubnet: '10.200.0.0/24' });
+      const b = await db.account({ vpnSubnet: '10.201.0.0/24' });
+      const saved = await db.ds.transaction((em) => repo.insert(em, a.id, fields('edge-1', '10.200.0.2')));
+      expect(saved).toMatchObject({ scopeId: a.id, clientId: 'edge-1', status: 'ENABLED', optlock: 1 });
+      await expect(
+        db.ds.transaction((em) => repo.insert(em, a.id, fields('edge-1', '10.200.0.3'))),
+      ).rejects.toMatchObject({ code: 'ENTRY_EXISTS', message: 'Device already exists' });
+      // The clientId is unique per account only.
+      await db.ds.transaction((em) => repo.insert(em, b.id, fields('edge-1', '10.201.0.2')));
+    });
+
+    it('should update with the current optlock and refuse a stale one', async () => {
+      const a = await db.account();
+      const device = await db.device(a);
+      expect(await repo.update(a.id, device.id, 1, { status: 'DISABLED' })).toMatchObject({
+        status: 'DISABLED',
+        optlock: 2,
+      });
+      await expect(repo.update(a.id, device.id, 1, { status: 'ENABLED' })).rejects.toMatchObject({
+        code: 'OPTLOCK_CONFLICT',
+      });
+    });
+
+    it('should delete a device of the scope and give back its clientId', async () => {
+      const a = await db.account();
+      const device = await db.device(a);
+      expect(await db.ds.transaction((em) => repo.delete(em, a.id, device.id))).toEqual({
+        clientId: device.clientId,
+      });
+      expect(await repo.findOne(a.id, device.id)).toBeNull();
+      expect(await db.ds.transaction((em) => repo.delete(em, a.id, randomUUID()))).toBeNull();
+    });
+  });
+
+  describe('tunnel addresses', () => {
+    it('should hand out the lowest free host address from .2, filling gaps, and null when none is left', async () => {
+      const a = await db.account({ vpnSubnet: '10.210.0.0/29' });
+      const b = await db.account({ vpnSubnet: '10.211.0.0/29' });
+      await db.device(a, { tunnelIp: '10.210.0.2' });
+      await db.device(a, { tunnelIp: '10.210.0.4' });
+      // Another account's devices do not take addresses of this one.
+      await db.device(b, { tunnelIp: '10.211.0.3' });
+      const next = () => db.ds.transaction((em) => repo.firstFreeTunnelAddress(em, a.id, a.vpnSubnet));
+      expect(await next()).toBe('10.210.0.3');
+      await db.device(a, { tunnelIp: '10.210.0.3' });
+      expect(await next()).toBe('10.210.0.5');
+      await db.device(a, { tunnelIp: '10.210.0.5' });
+      await db.device(a, { tunnelIp: '10.210.0.6' });
+      // .7 is the broadcast address of the /29.
+      expect(await next()).toBeNull();
+    });
+  });
+
+  describe('broker credentials', () => {
+    it('should find a device by MQTT username with its account name, and null for an unknown one', async () => {
+      const a = await db.account();
+      const device = await db.device(a);
+      const username = `${a.name}:${device.clientId}`;
+      await repo.setCredentials(a.id, device.id, username, Buffer.alloc(32, 7));
+      expect(await repo.findByMqttUsername(username)).toEqual({
+        id: device.id,
+        clientId: device.clientId,
+        status: 'ENABLED',
+        digest: Buffer.alloc(32, 7),
+        account: a.name,
+      });
+      expect(await repo.findByMqttUsername(`${a.name}:nobody`)).toBeNull();
+    });
+  });
+
+  describe('lifecycle', () => {
+    const birth: BirthCertificate = {
+      displayName: 'Edge box',
+      modelId: 'M-1',
+      serialNumber: 'SN-1',
+      firmwareVersion: '1.0',
+      connectionIp: '192.0.2.10',
+      applicationIds: ['VPN-V1', 'CONF-V1'],
+      publicKey: 'k'.repeat(44),
+    };
+
+    it('should apply a BIRTH to the device of (account, clientId) and record it as an event', async () => {
+      const a = await db.account();
+      const b = await db.account();
+      const device = await db.device(a, { clientId: 'same-name' });
+      const other = await db.device(b, { clientId: 'same-name' });
+      const applied = await repo.applyLifecycle(a.name, 'same-name', {
+        connectionStatus: 'CONNECTED',
+        eventType: 'BIRTH',
+        birth,
+        sentOn: new Date('2025-01-02T03:04:05Z'),
+        details: { modelId: 'M-1' },
+      });
+      expect(applied).toEqual({ id: device.id, scopeId: a.id, tunnelIp: device.tunnelIp });
+      expect(await repo.findOne(a.id, device.id)).toMatchObject({
+        connectionStatus: 'CONNECTED',
+        displayName: 'Edge box',
+        modelId: 'M-1',
+        serialNumber: 'SN-1',
+        applicationIds: 'VPN-V1,CONF-V1',
+        vpnPublicKey: 'k'.repeat(44),
+      });
+      expect(await events(device.id)).toEqual([{ type: 'BIRTH', details: { modelId: 'M-1' } }]);
+      // The device of the same name in another account is untouched.
+      expect(await repo.findOne(b.id, other.id)).toMatchObject({ connectionStatus: 'NEVER_CONNECTED' });
+      expect(await events(other.id)).toEqual([]);
+    });
+
+    it('should keep the key and profile on a DC, and match nothing for an unknown device', async () => {
+      const a = await db.account();
+      const device = await db.device(a);
+      await repo.applyLifecycle(a.name, device.clientId, {
+        connectionStatus: 'CONNECTED',
+        eventType: 'BIRTH',
+        birth,
+        sentOn: null,
+        details: {},
+      });
+      await repo.applyLifecycle(a.name, device.clientId, {
+        connectionStatus: 'DISCONNECTED',
+        eventType: 'DC',
+        birth: undefined,
+        sentOn: null,
+        details: {},
+      });
+      expect(await repo.findOne(a.id, device.id)).toMatchObject({
+        connectionStatus: 'DISCONNECTED',
+        vpnPublicKey: 'k'.repeat(44),
+        modelId: 'M-1',
+      });
+      expect((await events(device.id)).map((e) => e.type)).toEqual(['BIRTH', 'DC']);
+      const none = {
+        connectionStatus: 'MISSING',
+        eventType: 'LWT',
+        birth: undefined,
+        sentOn: null,
+        details: {},
+      } as const;
+      expect(await repo.applyLifecycle(a.name, 'nobody', none)).toBeNull();
+      expect(await repo.applyLifecycle('no-such-account', device.clientId, none)).toBeNull();
+    });
+  });
+
+  describe('subtree state', () => {
+    it('should list the devices of a subtree with their VPN state, and nothing of a sibling or above', async () => {
+      const root = await db.account();
+      const tenant = await db.account({ parent: root });
+      const child = await db.account({ parent: tenant });
+      const sibling = await db.account({ parent: root });
+      const own = await db.device(tenant);
+      const below = await db.device(child);
+      await db.device(sibling);
+      await db.device(root);
+      await db.ds.query(
+        `INSERT INTO device_vpn_status (device_id, scope_id, connected, ip_address, status, status_code, boot_id, seq, reported_on)
+         VALUES ($1, $2, true, '10.9.0.2', 'connected', '004', 'b', 1, now())`,
+        [below.id, child.id],
+      );
+      const states = await repo.statesInSubtree(tenant.path);
+      expect(states).toHaveLength(2);
+      expect(states).toEqual(
+        expect.arrayContaining([
+          {
+            deviceId: own.id,
+            clientId: own.clientId,
+            scopeId: tenant.id,
+            deviceConnection: 'NEVER_CONNECTED',
+            connected: false,
+            ipAddress: '0.0.0.0',
+            status: 'idle',
+            statusCode: '000',
+          },
+          {
+            deviceId: below.id,
+            clientId: below.clientId,
+            scopeId: child.id,
+            deviceConnection: 'NEVER_CONNECTED',
+            connected: true,
+            ipAddress: '10.9.0.2',
+            status: 'connected',
+            statusCode: '004',
+          },
+        ]),
+      );
+      expect(await repo.statesInSubtree(child.path)).toHaveLength(1);
+    });
+  });
+});

@@ -1,0 +1,221 @@
+import { Injectable } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import { DataSource, Repository, type EntityManager } from 'typeorm';
+import type { BirthCertificate } from '@app/protocol';
+import { AppError } from '../common/app-error';
+import { isUniqueViolation } from '../common/db-errors';
+import { updateWithOptlock } from '../common/optlock';
+import { Device, type ConnectionStatus, type DeviceStatus } from './device.entity';
+
+/** The fields of a new device; the caller has allocated its tunnel address. */
+export interface NewDevice {
+  clientId: string;
+  displayName: string;
+  status: DeviceStatus;
+  gatewayId: string | null;
+  tunnelIp: string;
+  createdBy: string | null;
+}
+
+/** What an update through the API may change. */
+export type DeviceChanges = Partial<Pick<Device, 'displayName' | 'status' | 'gatewayId' | 'modifiedBy'>>;
+
+/** What the broker needs to check a device's MQTT login. */
+export interface DeviceCredentials {
+  id: string;
+  clientId: string;
+  status: string;
+  digest: Buffer | null;
+  account: string;
+}
+
+/** One lifecycle message (BIRTH, DC, LWT) as the device row and its event record it. */
+export interface LifecycleUpdate {
+  connectionStatus: ConnectionStatus;
+  eventType: 'BIRTH' | 'DC' | 'LWT';
+  birth: BirthCertificate | undefined;
+  sentOn: Date | null;
+  details: Record<string, unknown>;
+}
+
+/** A device's current connection and VPN state, as a fleet event stream's reset sends it. */
+export interface DeviceState {
+  deviceId: string;
+  clientId: string;
+  scopeId: string;
+  deviceConnection: string;
+  connected: boolean;
+  ipAddress: string;
+  status: string;
+  statusCode: string;
+}
+
+/**
+ * Every SQL statement about device rows. Methods that serve a request take the scope first: a
+ * device of another tenant is simply not found. The MQTT side (broker logins, lifecycle
+ * messages) knows a device by (account name, clientId) instead, which is unique across tenants.
+ */
+@Injectable()
+export class DevicesRepository {
+  constructor(
+    @InjectRepository(Device) private readonly devices: Repository<Device>,
+    private readonly dataSource: DataSource,
+  ) {}
+
+  findOne(scopeId: string, id: string): Promise<Device | null> {
+    return this.devices.findOne({ where: { scopeId, id } });
+  }
+
+  /**
+   * The lowest free host address of `vpnSubnet` for a device of the account, null when none is
+   * left. The first host (.1) is kept for the VPN server side. The caller holds the account row
+   * lock, which serialises allocation per account; unique (scope_id, tunnel_ip) is the backstop.
+   */
+  async firstFreeTunnelAddress(
+    em: EntityManager,
+    scopeId: string,
+    vpnSubnet: string,
+  ): Promise<string | null> {
+    const rows: Array<{ ip: string }> = await em.query(
+      `SELECT host(network($2::cidr) + g) AS ip
+         FROM generate_series(2::bigint, (2::bigint ^ (32 - masklen($2::cidr)))::bigint - 2) AS g
+        WHERE NOT EXISTS (
+          -- tunnel_ip holds host addresses (/32); inet equality compares the netmask too.
+          SELECT 1 FROM device d WHERE d.scope_id = $1 AND d.tunnel_ip = set_masklen(network($2::cidr) + g, 32))
+        ORDER BY g
+        LIMIT 1`,
+      [scopeId, vpnSubnet],
+    );
+    return rows[0]?.ip ?? null;
+  }
+
+  /** Inserts the device; a taken clientId (or tunnel address) is 409 ENTRY_EXISTS. */
+  async insert(em: EntityManager, scopeId: string, fields: NewDevice): Promise<Device> {
+    const repo = em.getRepository(Device);
+    try {
+      return await repo.save(repo.create({ scopeId, ...fields, modifiedBy: fields.createdBy }));
+    } catch (err) {
+      if (isUniqueViolation(err)) {
+        throw new AppError(
+          'ENTRY_EXISTS',
+          'Device already exists',
+          `A device with clientId ${fields.clientId} exists`,
+        );
+      }
+      throw err;
+    }
+  }
+
+  update(scopeId: string, id: string, optlock: number, changes: DeviceChanges): Promise<Device> {
+    return updateWithOptlock(this.devices, { scopeId, id }, optlock, changes, 'Device');
+  }
+
+  /** Deletes the device inside the caller's transaction; returns its clientId, null when not found. */
+  async delete(em: EntityManager, scopeId: string, id: string): Promise<{ clientId: string } | null> {
+    const repo = em.getRepository(Device);
+    const device = await repo.findOne({ where: { scopeId, id }, select: { id: true, clientId: true } });
+    if (!device) return null;
+    await repo.delete({ scopeId, id });
+    return { clientId: device.clientId };
+  }
+
+  async setCredentials(scopeId: string, id: string, username: string, digest: Buffer): Promise<void> {
+    await this.devices.update(
+      { scopeId, id },
+      { mqttUsername: username, mqttPasswordDigest: digest, credentialsIssuedOn: new Date() },
+    );
+  }
+
+  /** For the broker: the device holding these MQTT credentials (one indexed lookup). */
+  async findByMqttUsername(username: string): Promise<DeviceCredentials | null> {
+    const rows: Array<{
+      id: string;
+      client_id: string;
+      status: string;
+      mqtt_password_digest: Buffer | null;
+      account: string;
+    }> = await this.dataSource.query(
+      `SELECT d.id, d.client_id, d.status, d.mqtt_password_digest, a.name AS account
+         FROM device d JOIN account a ON a.id = d.scope_id
+        WHERE d.mqtt_username = $1`,
+      [username],
+    );
+    const row = rows[0];
+    return row
+      ? {
+          id: row.id,
+          clientId: row.client_id,
+          status: row.status,
+          digest: row.mqtt_password_digest,
+          account: row.account,
+        }
+      : null;
+  }
+
+  /**
+   * Applies a lifecycle message of device (account name, clientId) and records it as a device
+   * event, in one statement; null when no such device (a gateway's message, or a deleted
+   * device's). A BIRTH fills in the profile it carries and says which WireGuard key the agent has.
+   */
+  async applyLifecycle(
+    account: string,
+    clientId: string,
+    update: LifecycleUpdate,
+  ): Promise<{ id: string; scopeId: string; tunnelIp: string } | null> {
+    const { birth } = update;
+    const rows: Array<{ id: string; scope_id: string; tunnel_ip: string }> = await this.dataSource.query(
+      `WITH d AS (
+         UPDATE device d
+            SET connection_status = $3,
+                last_event_on = now(),
+                display_name = CASE WHEN d.display_name = '' AND $4::text IS NOT NULL THEN $4 ELSE d.display_name END,
+                model_id = COALESCE($5, d.model_id),
+                serial_number = COALESCE($6, d.serial_number),
+                firmware_version = COALESCE($7, d.firmware_version),
+                connection_ip = COALESCE($8, d.connection_ip),
+                application_ids = COALESCE($9, d.application_ids),
+                -- A BIRTH says which key the agent has now (none: a keyless driver).
+                vpn_public_key = CASE WHEN $11::text = 'BIRTH' THEN $10 ELSE d.vpn_public_key END
+           FROM account a
+          WHERE a.id = d.scope_id AND a.name = $1 AND d.client_id = $2
+          RETURNING d.id, d.scope_id, host(d.tunnel_ip) AS tunnel_ip),
+       ev AS (
+         INSERT INTO device_event (scope_id, device_id, type, sent_on, details)
+         SELECT scope_id, id, $11, $12, $13::jsonb FROM d)
+       SELECT id, scope_id, tunnel_ip FROM d`,
+      [
+        account,
+        clientId,
+        update.connectionStatus,
+        birth?.displayName ?? null,
+        birth?.modelId ?? null,
+        birth?.serialNumber ?? null,
+        birth?.firmwareVersion ?? null,
+        birth?.connectionIp ?? null,
+        birth ? birth.applicationIds.join(',').slice(0, 1024) : null,
+        birth?.publicKey ?? null,
+        update.eventType,
+        update.sentOn,
+        JSON.stringify(update.details),
+      ],
+    );
+    const row = rows[0];
+    return row ? { id: row.id, scopeId: row.scope_id, tunnelIp: row.tunnel_ip } : null;
+  }
+
+  /** Every device of the subtree below `scopePath` with its current connection and VPN state. */
+  statesInSubtree(scopePath: string): Promise<DeviceState[]> {
+    return this.dataSource.query(
+      `SELECT d.id AS "deviceId", d.client_id AS "clientId", d.scope_id AS "scopeId",
+              d.connection_status AS "deviceConnection",
+              COALESCE(s.connected, false) AS connected, COALESCE(s.ip_address, '0.0.0.0') AS "ipAddress",
+              COALESCE(s.status, 'idle') AS status, COALESCE(s.status_code, '000') AS "statusCode"
+         FROM device d
+         JOIN account a ON a.id = d.scope_id
+         LEFT JOIN device_vpn_status s ON s.device_id = d.id
+        WHERE starts_with(a.path, $1)
+        ORDER BY d.scope_id, d.client_id`,
+      [scopePath],
+    );
+  }
+}

@@ -1,0 +1,158 @@
+import { randomUUID } from 'node:crypto';
+import { AppMetrics } from '../metrics/app-metrics';
+import { DeviceOperation } from './device-operation.entity';
+import { OperationsRepository } from './operations.repository';
+import { createRepositoryDb, type RepositoryDb } from '../../../../test/support/repository-db';
+
+/** The operations repository against a real, migrated Postgres, without the API or a broker. */
+describe('OperationsRepository', () => {
+  let db: RepositoryDb;
+  let repo: OperationsRepository;
+
+  beforeAll(async () => {
+    db = await createRepositoryDb();
+    repo = new OperationsRepository(db.ds.getRepository(DeviceOperation), db.ds, new AppMetrics());
+  });
+
+  afterAll(async () => {
+    await db?.close();
+  });
+
+  const command = (scopeId: string, deviceId: string, requesterClientId = 'api-1') => ({
+    scopeId,
+    deviceId,
+    command: 'connect' as const,
+    requestId: randomUUID(),
+    requestedBy: null,
+    requesterClientId,
+  });
+  const connectedDevice = async () => {
+    const account = await db.account();
+    const device = await db.device(account, { connectionStatus: 'CONNECTED' });
+    return { account, device };
+  };
+
+  describe('start', () => {
+    it('should record a RUNNING operation for an enabled, connected device and return its target', async () => {
+      const { account, device } = await connectedDevice();
+      const result = await repo.start(command(account.id, device.id));
+      expect(result).toMatchObject({
+        started: true,
+        target: {
+          deviceId: device.id,
+          scopeId: account.id,
+          clientId: device.clientId,
+          tunnelIp: device.tunnelIp,
+          accountName: account.name,
+          vpnSubnet: account.vpnSubnet,
+          publicKey: null,
+        },
+      });
+      const id = (result as { operationId: string }).operationId;
+      expect(await repo.findOne(account.id, device.id, id)).toMatchObject({
+        status: 'RUNNING',
+        command: 'connect',
+      });
+    });
+
+    it('should refuse a second command while one runs (busy), and start one again after it finished', async () => {
+      const { account, device } = await connectedDevice();
+      const first = await repo.start(command(account.id, device.id));
+      expect(await repo.start(command(account.id, device.id))).toMatchObject({ started: false, busy: true });
+      await repo.finish((first as { operationId: string }).operationId, {
+        status: 'COMPLETED',
+        responseCode: 200,
+        errorMessage: null,
+        durationMs: 12,
+      });
+      expect(await repo.start(command(account.id, device.id))).toMatchObject({ started: true });
+    });
+
+    it('should record nothing for an offline or disabled device, and find no device of another tenant', async () => {
+      const account = await db.account();
+      const offline = await db.device(account);
+      const disabled = await db.device(account, { connectionStatus: 'CONNECTED', status: 'DISABLED' });
+      const { device: foreign } = await connectedDevice();
+      expect(await repo.start(command(account.id, offline.id))).toMatchObject({
+        started: false,
+        busy: false,
+      });
+      expect(await repo.start(command(account.id, disabled.id))).toMatchObject({
+        started: false,
+        busy: false,
+      });
+      expect(await repo.start(command(account.id, foreign.id))).toEqual({
+        started: false,
+        target: null,
+        busy: false,
+      });
+      const [{ n }]: Array<{ n: number }> = await db.ds.query(
+        'SELECT count(*)::int AS n FROM device_operation WHERE device_id = ANY($1::uuid[])',
+        [[offline.id, disabled.id, foreign.id]],
+      );
+      expect(n).toBe(0);
+    });
+  });
+
+  describe('reads', () => {
+    it('should not find an operation through another tenant or another device', async () => {
+      const { account, device } = await connectedDevice();
+      const { account: other, device: otherDevice } = await connectedDevice();
+      const sibling = await db.device(account);
+      const result = await repo.start(command(account.id, device.id));
+      const id = (result as { operationId: string }).operationId;
+      expect(await repo.findOne(other.id, device.id, id)).toBeNull();
+      expect(await repo.findOne(other.id, otherDevice.id, id)).toBeNull();
+      expect(await repo.findOne(account.id, sibling.id, id)).toBeNull();
+      expect(await repo.findOne(account.id, device.id, randomUUID())).toBeNull();
+    });
+  });
+
+  describe('finish', () => {
+    it('should store the outcome, cut a long device message to 1024 characters', async () => {
+      const { account, device } = await connectedDevice();
+      const id = ((await repo.start(command(account.id, device.id))) as { operationId: string }).operationId;
+      await repo.finish(id, {
+        status: 'FAILED',
+        responseCode: 500,
+        errorMessage: 'x'.repeat(5000),
+        durationMs: 40,
+      });
+      const op = await repo.findOne(account.id, device.id, id);
+      expect(op).toMatchObject({ status: 'FAILED', responseCode: 500, durationMs: 40 });
+      expect(op?.errorMessage).toHaveLength(1024);
+      expect(op?.endedOn).toBeInstanceOf(Date);
+    });
+  });
+
+  describe('closing left-over operations', () => {
+    it('should fail only the RUNNING operations of the given API instance', async () => {
+      const a = await connectedDevice();
+      const b = await connectedDevice();
+      const mine = (
+        (await repo.start(command(a.account.id, a.device.id, 'api-old'))) as { operationId: string }
+      ).operationId;
+      const theirs = (
+        (await repo.start(command(b.account.id, b.device.id, 'api-other'))) as { operationId: string }
+      ).operationId;
+      expect(await repo.closeInterrupted('api-old')).toBe(1);
+      expect(await repo.findOne(a.account.id, a.device.id, mine)).toMatchObject({
+        status: 'FAILED',
+        errorMessage: 'Interrupted: the API instance restarted',
+      });
+      expect(await repo.findOne(b.account.id, b.device.id, theirs)).toMatchObject({ status: 'RUNNING' });
+      expect(await repo.closeInterrupted('api-old')).toBe(0);
+    });
+
+    it('should close an abandoned operation only once it is older than the limit', async () => {
+      const { account, device } = await connectedDevice();
+      const id = ((await repo.start(command(account.id, device.id))) as { operationId: string }).operationId;
+      expect(await repo.closeAbandoned(device.id, 3_600_000)).toBe(false);
+      await db.ds.query(`UPDATE device_operation SET started_on = now() - interval '2 hours' WHERE id = $1`, [
+        id,
+      ]);
+      expect(await repo.closeAbandoned(device.id, 3_600_000)).toBe(true);
+      expect(await repo.findOne(account.id, device.id, id)).toMatchObject({ status: 'FAILED' });
+    });
+  });
+});
