@@ -11,6 +11,7 @@ import { Repository } from 'typeorm';
 import {
   encodeVpnProfile,
   firstHostAddress,
+  KeyedSerialQueue,
   readCommandReply,
   ResponseCodes,
   Topics,
@@ -21,7 +22,6 @@ import {
 } from '@app/protocol';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { AppError } from '../common/app-error';
-import { KeyedSerialQueue } from '../common/keyed-serial-queue';
 import { actorId, type Principal } from '../auth/principal';
 import { DevicePeers, type CarryingGateway } from '../gateways/device-peers.service';
 import { KuraRequestClient, KuraRequestError } from '../mqtt/kura-request.client';
