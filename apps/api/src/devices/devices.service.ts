@@ -3,7 +3,7 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { Brackets, DataSource, Repository } from 'typeorm';
 import { AppError } from '../common/app-error';
 import { isUniqueViolation } from '../common/db-errors';
-import { toListResult, type ListResult } from '../common/list';
+import { paginate, type ListResult } from '../common/list';
 import { updateWithOptlock } from '../common/optlock';
 import { digest, generateSecret } from '../auth/secrets';
 import { BrokerCredentials } from '../mqtt/broker-credentials';
@@ -75,16 +75,7 @@ export class DevicesService {
         ),
       );
     }
-    const [rows, total] = await Promise.all([
-      qb
-        .clone()
-        .orderBy('d.client_id', 'ASC')
-        .offset(q.offset)
-        .limit(q.limit + 1)
-        .getMany(),
-      q.askTotalCount ? qb.getCount() : Promise.resolve(undefined),
-    ]);
-    return toListResult(rows, q, toDeviceDto, total);
+    return paginate(qb.orderBy('d.client_id', 'ASC'), q, toDeviceDto);
   }
 
   /** Creates the device with a tunnel address that stays unique under concurrent creation. */
@@ -214,16 +205,10 @@ export class DevicesService {
     q: DeviceEventListQueryDto,
   ): Promise<ListResult<DeviceEventDto>> {
     await this.findOne(scopeId, deviceId);
-    const where = { scopeId, deviceId };
-    const [rows, total] = await Promise.all([
-      this.events.find({
-        where,
-        order: { receivedOn: 'DESC', id: 'DESC' },
-        skip: q.offset,
-        take: q.limit + 1,
-      }),
-      q.askTotalCount ? this.events.count({ where }) : Promise.resolve(undefined),
-    ]);
-    return toListResult(rows, q, toDeviceEventDto, total);
+    return paginate(
+      { from: this.events, where: { scopeId, deviceId }, order: { receivedOn: 'DESC', id: 'DESC' } },
+      q,
+      toDeviceEventDto,
+    );
   }
 }
