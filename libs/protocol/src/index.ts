@@ -2,7 +2,6 @@
 // with the name patterns, address checks and task queue both sides must agree on.
 export * from './kura-payload';
 export * from './kura-payload.codec';
-export { KURA_PAYLOAD_PROTO } from './kura-payload.schema';
 export * from './ip-address';
 export * from './topics';
 export * from './metrics';
