@@ -10,6 +10,7 @@ import {
   KuraPayload,
   parseTopic,
   readCommandRequest,
+  SerialQueue,
   statusMetrics,
   Topics,
   VPN_APP_ID,
@@ -22,7 +23,7 @@ import type { VpnDriver } from './drivers/vpn-driver';
 import { AGENT_VERSION } from './version';
 import { CommandOutcome, VpnCommandHandler } from './vpn-command-handler';
 import { VpnStatusTracker } from './vpn-status-tracker';
-import { Logger, SerialQueue, errorFields, withoutCredentials } from '@app/edge';
+import { Logger, errorFields, withoutCredentials } from '@app/edge';
 
 export interface DeviceAgentOptions {
   mqtt: MqttLinkConfig;

@@ -3,7 +3,7 @@
 // request at a time; the HTTP layer only translates its answers.
 import { EventEmitter } from 'node:events';
 
-import { StatusCodes } from '@app/protocol';
+import { SerialQueue, StatusCodes } from '@app/protocol';
 
 import { CloudClient, CloudError, Credentials } from './cloud-client';
 import type { TunnelPort } from './client-tunnel';
@@ -11,7 +11,7 @@ import { VpnSession, parseSession } from './session';
 import type { ClientSettings } from './settings';
 import { ActiveRequest, ClientStatus, Step, StepName, idleStatus, initialSteps } from './status';
 import { StepError, StepFailure, classifyFailure } from './step-codes';
-import { Logger, SerialQueue, errorFields } from '@app/edge';
+import { Logger, errorFields } from '@app/edge';
 
 export type CloudPort = Pick<
   CloudClient,

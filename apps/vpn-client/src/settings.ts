@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
-import { SerialQueue } from '@app/edge';
+import { SerialQueue } from '@app/protocol';
 
 export interface ClientSettings {
   /** How long to wait for the first WireGuard handshake with the gateway; 0 = do not wait. */

@@ -9,6 +9,7 @@ import {
   KuraPayload,
   Metrics,
   ResponseCodes,
+  SerialQueue,
   Topics,
   birthMetrics,
   buildGatewayReply,
@@ -30,7 +31,7 @@ import { GatewayCommandName, PeerSync } from './peer-sync';
 import { checkSystemTools } from './system-tools';
 import { GATEWAY_VERSION } from './version';
 import { WireguardInterface } from './wireguard-interface';
-import { Logger, SerialQueue, errorFields, loadOrCreateKeys, withoutCredentials } from '@app/edge';
+import { Logger, errorFields, loadOrCreateKeys, withoutCredentials } from '@app/edge';
 
 /** Replies kept per request id, so a redelivered request is answered again instead of run twice. */
 const REMEMBERED_REPLIES = 128;

@@ -1,10 +1,9 @@
 // @app/edge: what the processes at the edge share (the device agent, the VPN gateway, the
 // engineer's client): options from argv/env/file, JSON logs, running system tools without a
-// shell, the WireGuard key pair kept in a state dir, one WireGuard tunnel, a serial task queue.
+// shell, the WireGuard key pair kept in a state dir, one WireGuard tunnel.
 export * from './config-sources';
 export * from './logger';
 export * from './system-command';
 export * from './wireguard-key-store';
 export * from './wireguard-tunnel';
-export * from './serial-queue';
 export * from './wireguard-uapi';

@@ -5,7 +5,6 @@ import {
   MAX_APPLICATION_IDS,
   MAX_BIRTH_STRING_LENGTH,
   birthMetrics,
-  isVpnCapable,
   readBirthCertificate,
 } from './birth';
 
@@ -97,20 +96,11 @@ describe('BIRTH certificate', () => {
     const ids = [...Array.from({ length: 40 }, (_, i) => `APPLICATION-NUMBER-${i}-V1`), 'VPNCLIENT-V2'];
     const birth = readBirthCertificate({ metrics: [metric.string('application_ids', ids.join(','))] });
     expect(birth.applicationIds).toEqual(ids);
-    expect(isVpnCapable(birth)).toBe(true);
   });
 
   it('should cap the number of application ids', () => {
     const ids = Array.from({ length: 100 }, (_, i) => `APP-${i}`);
     const birth = readBirthCertificate({ metrics: [metric.string('application_ids', ids.join(','))] });
     expect(birth.applicationIds).toHaveLength(MAX_APPLICATION_IDS);
-  });
-
-  it('should call a device VPN capable only with exactly VPNCLIENT-V2', () => {
-    expect(isVpnCapable(createBirth())).toBe(true);
-    expect(
-      isVpnCapable(createBirth({ applicationIds: ['VPNCLIENT-V1', 'vpnclient-v2', 'VPNCLIENT-V2X'] })),
-    ).toBe(false);
-    expect(isVpnCapable({ applicationIds: [] })).toBe(false);
   });
 });

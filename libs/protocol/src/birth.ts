@@ -10,7 +10,6 @@ import {
   storableText,
 } from './kura-payload';
 import { Metrics } from './metrics';
-import { VPN_APP_ID } from './topics';
 import { isWireGuardKey } from './vpn-profile';
 
 export interface BirthCertificate {
@@ -84,10 +83,6 @@ export function readBirthCertificate(p: KuraPayload): BirthCertificate {
   const uptime = readUptime(p);
   if (uptime !== undefined) birth.uptime = uptime;
   return birth;
-}
-
-export function isVpnCapable(b: BirthCertificate): boolean {
-  return b.applicationIds.includes(VPN_APP_ID);
 }
 
 function readApplicationIds(p: KuraPayload): string[] {

@@ -1,7 +1,7 @@
-// @app/protocol: the device protocol shared by the API and the VPN agent (docs/protocol.md).
+// @app/protocol: the device protocol shared by the API and the edge processes (docs/protocol.md),
+// with the name patterns, address checks and task queue both sides must agree on.
 export * from './kura-payload';
 export * from './kura-payload.codec';
-export { KURA_PAYLOAD_PROTO } from './kura-payload.schema';
 export * from './ip-address';
 export * from './topics';
 export * from './metrics';
@@ -11,3 +11,4 @@ export * from './requests';
 export * from './birth';
 export * from './mqtt-socket';
 export * from './gateway';
+export * from './serial-queue';

@@ -9,10 +9,28 @@ export function isIpAddress(value: string): boolean {
   return value.length <= MAX_IP_ADDRESS_LENGTH && !value.includes('%') && isIP(value) !== 0;
 }
 
-export function isIpv4Cidr(value: string): boolean {
+/** The prefix lengths a network may have, e.g. 8 to 30 for an account's VPN subnet. */
+export interface PrefixRange {
+  minPrefix?: number;
+  maxPrefix?: number;
+}
+
+/**
+ * IPv4 network in CIDR notation, e.g. `10.200.0.0/16`: four decimal octets without leading
+ * zeros and a prefix length in `range` (default 0 to 32). The one CIDR check of the API's
+ * request bodies, its configuration and the device protocol; host bits are not checked here.
+ */
+export function isIpv4Cidr(value: string, range: PrefixRange = {}): boolean {
+  if (typeof value !== 'string') return false;
   const slash = value.indexOf('/');
   if (slash < 0) return false;
-  return isIPv4(value.slice(0, slash)) && isPrefixLength(value.slice(slash + 1), 32);
+  const prefix = value.slice(slash + 1);
+  return (
+    isIPv4(value.slice(0, slash)) &&
+    isPrefixLength(prefix, 32) &&
+    Number(prefix) >= (range.minPrefix ?? 0) &&
+    Number(prefix) <= (range.maxPrefix ?? 32)
+  );
 }
 
 /** IPv4 or IPv6 network in CIDR notation, e.g. `10.200.0.0/16` or `fd00::/64`. */

@@ -3,7 +3,7 @@
 // proto's snake_case because they only ever meet the protobufjs encoder, never application code.
 import { parse, type Type } from 'protobufjs';
 
-export const KURA_PAYLOAD_PROTO = `
+const KURA_PAYLOAD_PROTO = `
 syntax = "proto2";
 
 package kuradatatypes;
@@ -53,8 +53,6 @@ message KuraPayload {
 const root = parse(KURA_PAYLOAD_PROTO, { keepCase: true }).root;
 
 export const KuraPayloadProto: Type = root.lookupType('kuradatatypes.KuraPayload');
-export const KuraMetricProto: Type = root.lookupType('kuradatatypes.KuraPayload.KuraMetric');
-export const KuraPositionProto: Type = root.lookupType('kuradatatypes.KuraPayload.KuraPosition');
 
 /** Protobuf wire types (the low three bits of every tag). */
 export const WireType = {

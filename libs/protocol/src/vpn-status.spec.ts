@@ -8,7 +8,6 @@ import {
   VpnStatusReport,
   describeStatusCode,
   isErrorStatusCode,
-  isNewerReport,
   readStatusReport,
   statusMetrics,
 } from './vpn-status';
@@ -127,25 +126,6 @@ describe('VPN status', () => {
       expect(
         readStatusReport(withMetric(Metrics.VPN_BOOT_ID, metric.string(Metrics.VPN_BOOT_ID, bootId)))?.bootId,
       ).toBe(bootId);
-    });
-  });
-
-  describe('isNewerReport', () => {
-    it('should accept any report when none is held', () => {
-      expect(isNewerReport({ bootId: 'a', seq: 0 }, null)).toBe(true);
-    });
-
-    it('should accept a higher seq of the same boot', () => {
-      expect(isNewerReport({ bootId: 'a', seq: 5 }, { bootId: 'a', seq: 4 })).toBe(true);
-    });
-
-    it('should ignore a replay (equal seq) or an older report of the same boot', () => {
-      expect(isNewerReport({ bootId: 'a', seq: 4 }, { bootId: 'a', seq: 4 })).toBe(false);
-      expect(isNewerReport({ bootId: 'a', seq: 3 }, { bootId: 'a', seq: 4 })).toBe(false);
-    });
-
-    it('should accept a report of another boot even with a lower seq', () => {
-      expect(isNewerReport({ bootId: 'b', seq: 0 }, { bootId: 'a', seq: 99 })).toBe(true);
     });
   });
 });

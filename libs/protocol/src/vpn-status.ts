@@ -183,20 +183,3 @@ export function readStatusReport(p: KuraPayload): VpnStatusReport | null {
   }
   return { connected, ipAddress, status, statusCode, bootId, seq };
 }
-
-/**
- * Ordering rule (docs/protocol.md). Within one boot of the agent, `seq` strictly grows, so a report with
- * the same bootId and a lower or equal seq is older than (or a replay of) the one we hold and is
- * ignored; that keeps reordered or redelivered QoS 1 messages from rolling status back. A report
- * with a different bootId comes from a new agent start (its seq restarts at 0) and is accepted.
- * Boot ids are random, not ordered, so a delayed report of a previous boot that arrives after the
- * new boot's first report is also accepted; the next report of the new boot corrects it.
- */
-export function isNewerReport(
-  candidate: { bootId: string; seq: number },
-  current: { bootId: string; seq: number } | null,
-): boolean {
-  if (current === null) return true;
-  if (candidate.bootId !== current.bootId) return true;
-  return candidate.seq > current.seq;
-}

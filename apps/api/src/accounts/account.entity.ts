@@ -1,4 +1,5 @@
 import { Check, Column, Entity, Exclusion, Index, JoinColumn, ManyToOne } from 'typeorm';
+import { ACCOUNT_NAME_PATTERN } from '@app/protocol';
 import { UpdatableEntity } from '../common/base.entity';
 
 /**
@@ -7,7 +8,7 @@ import { UpdatableEntity } from '../common/base.entity';
  * subtree" is a prefix test. The name is the account segment of MQTT topics.
  */
 @Entity('account')
-@Check('account_name_topic_safe', `"name" ~ '^[a-z0-9][a-z0-9-]{1,62}$'`)
+@Check('account_name_topic_safe', `"name" ~ '${ACCOUNT_NAME_PATTERN.source}'`)
 @Exclusion('account_vpn_subnet_no_overlap', 'USING gist ("vpn_subnet" inet_ops WITH &&)')
 export class Account extends UpdatableEntity {
   @Index('account_name_unique', { unique: true })

@@ -3,7 +3,7 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { DataSource, Like, Not, Repository, type EntityManager, type FindOptionsWhere } from 'typeorm';
 import { AppError } from '../common/app-error';
-import { toListResult, type ListResult } from '../common/list';
+import { paginate, type ListResult } from '../common/list';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { actorId, isRootAdmin, type Principal, type RequestScope } from '../auth/principal';
 import { Account } from './account.entity';
@@ -32,16 +32,7 @@ export class AccountsService {
       ? { path: Like(likePrefix(scope.path)), id: Not(scope.id) }
       : { scopeId: scope.id };
     if (q.name) where.name = q.name;
-    const [rows, total] = await Promise.all([
-      this.accounts.find({
-        where,
-        order: { createdOn: 'ASC', id: 'ASC' },
-        skip: q.offset,
-        take: q.limit + 1,
-      }),
-      q.askTotalCount ? this.accounts.count({ where }) : Promise.resolve(undefined),
-    ]);
-    return toListResult(rows, q, toAccountDto, total);
+    return paginate({ from: this.accounts, where, order: { createdOn: 'ASC', id: 'ASC' } }, q, toAccountDto);
   }
 
   async get(scope: RequestScope, id: string): Promise<AccountDto> {

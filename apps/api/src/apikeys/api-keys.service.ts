@@ -3,7 +3,7 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { Repository } from 'typeorm';
 import { AppError } from '../common/app-error';
-import { toListResult, type ListResult } from '../common/list';
+import { paginate, type ListResult } from '../common/list';
 import { actorId, type Principal } from '../auth/principal';
 import { roleWithin } from '../auth/roles';
 import { digest, generateSecret } from '../common/secrets';
@@ -27,16 +27,11 @@ export class ApiKeysService {
   ) {}
 
   async list(scopeId: string, q: ApiKeyListQueryDto): Promise<ListResult<ApiKeyDto>> {
-    const [rows, total] = await Promise.all([
-      this.keys.find({
-        where: { scopeId },
-        order: { createdOn: 'ASC', id: 'ASC' },
-        skip: q.offset,
-        take: q.limit + 1,
-      }),
-      q.askTotalCount ? this.keys.count({ where: { scopeId } }) : Promise.resolve(undefined),
-    ]);
-    return toListResult(rows, q, toApiKeyDto, total);
+    return paginate(
+      { from: this.keys, where: { scopeId }, order: { createdOn: 'ASC', id: 'ASC' } },
+      q,
+      toApiKeyDto,
+    );
   }
 
   async get(scopeId: string, id: string): Promise<ApiKeyDto> {

@@ -1,6 +1,13 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
 import { IsBoolean, IsInt, IsOptional, Max, Min } from 'class-validator';
+import {
+  SelectQueryBuilder,
+  type FindOptionsOrder,
+  type FindOptionsWhere,
+  type ObjectLiteral,
+  type Repository,
+} from 'typeorm';
 
 /** Query strings carry booleans as text; only `true`/`false` are accepted. */
 export const BooleanQuery = () =>
@@ -51,6 +58,41 @@ export function toListResult<E, T>(
   const limitExceeded = rows.length > query.limit;
   const items = (limitExceeded ? rows.slice(0, query.limit) : rows).map(map);
   return { items, size: items.length, limitExceeded, ...(totalCount !== undefined ? { totalCount } : {}) };
+}
+
+/** The rows to page through: a repository with a filter and an order, or an ordered query builder. */
+export type PageSource<E extends ObjectLiteral> =
+  { from: Repository<E>; where: FindOptionsWhere<E>; order: FindOptionsOrder<E> } | SelectQueryBuilder<E>;
+
+/**
+ * One page of a list: fetches limit + 1 rows from `offset` (the extra row only sets
+ * limitExceeded) and, when askTotalCount is set, counts the same rows in parallel.
+ */
+export async function paginate<E extends ObjectLiteral, T>(
+  source: PageSource<E>,
+  query: ListQueryDto,
+  map: (e: E) => T,
+): Promise<ListResult<T>> {
+  const [rows, total] = await Promise.all([
+    source instanceof SelectQueryBuilder
+      ? source
+          .clone()
+          .offset(query.offset)
+          .limit(query.limit + 1)
+          .getMany()
+      : source.from.find({
+          where: source.where,
+          order: source.order,
+          skip: query.offset,
+          take: query.limit + 1,
+        }),
+    !query.askTotalCount
+      ? Promise.resolve(undefined)
+      : source instanceof SelectQueryBuilder
+        ? source.getCount()
+        : source.from.count({ where: source.where }),
+  ]);
+  return toListResult(rows, query, map, total);
 }
 
 export abstract class ListResultDto {

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
+import { ACCOUNT_NAME_PATTERN, isIpv4Cidr } from '@app/protocol';
 import { bool, ConfigError, int, str, type Env } from './env';
 import { loadWebhookConfig, type WebhookConfig } from './webhook-config';
 
@@ -134,8 +135,7 @@ function trustProxy(env: Env, name: string): string | number | undefined {
 
 function cidr(env: Env, name: string, def: string): string {
   const raw = str(env, name) ?? def;
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(raw);
-  if (!m || m.slice(1, 5).some((o) => Number(o) > 255) || Number(m[5]) > 32) {
+  if (!isIpv4Cidr(raw)) {
     throw new ConfigError(name, `must be an IPv4 CIDR such as 10.200.0.0/16, got "${raw}"`);
   }
   return raw;
@@ -224,7 +224,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     throw new ConfigError('VPN_CLIENT_POOL', `must not overlap VPN_SUPERNET (${vpnSupernet})`);
   }
   const rootAccountName = str(env, 'ROOT_ACCOUNT_NAME') ?? 'root';
-  if (!/^[a-z0-9][a-z0-9-]{1,62}$/.test(rootAccountName)) {
+  if (!ACCOUNT_NAME_PATTERN.test(rootAccountName)) {
     throw new ConfigError('ROOT_ACCOUNT_NAME', 'must match [a-z0-9][a-z0-9-]{1,62}');
   }
   const mqttClientId =

@@ -2,13 +2,13 @@ import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import {
   CloudSubscriptions,
   decodeKuraPayload,
+  KeyedSerialQueue,
   readBirthCertificate,
   sentOnOf,
   type BirthCertificate,
   type KuraPayload,
 } from '@app/protocol';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
-import { KeyedSerialQueue } from '../common/keyed-serial-queue';
 import { retryTransient } from '../common/transient-retry';
 import { CloudMqttClient } from '../mqtt/cloud-mqtt.client';
 import { ConnectionEvents } from '../mqtt/connection-events';

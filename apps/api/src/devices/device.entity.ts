@@ -1,4 +1,5 @@
 import { Check, Column, Entity, Index, JoinColumn, ManyToOne, Unique } from 'typeorm';
+import { CLIENT_ID_PATTERN } from '@app/protocol';
 import { UpdatableEntity } from '../common/base.entity';
 import { Account } from '../accounts/account.entity';
 import { Gateway } from '../gateways/gateway.entity';
@@ -18,7 +19,7 @@ export type ConnectionStatus = (typeof CONNECTION_STATUSES)[number];
 @Unique('device_tunnel_ip_unique', ['scopeId', 'tunnelIp'])
 // The newest modification and the count of a scope's devices, for the fleet status ETag.
 @Index('device_scope_modified_idx', ['scopeId', 'modifiedOn'])
-@Check('device_client_id_topic_safe', `"client_id" ~ '^[A-Za-z0-9._-]{1,64}$'`)
+@Check('device_client_id_topic_safe', `"client_id" ~ '${CLIENT_ID_PATTERN.source}'`)
 @Check('device_status_valid', `"status" IN ('ENABLED', 'DISABLED')`)
 @Check(
   'device_connection_status_valid',

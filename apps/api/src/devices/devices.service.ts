@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { Brackets, DataSource, Repository } from 'typeorm';
 import { AppError } from '../common/app-error';
-import { toListResult, type ListResult } from '../common/list';
+import { paginate, type ListResult } from '../common/list';
 import { digest, generateSecret } from '../common/secrets';
 import { BrokerCredentials } from '../mqtt/broker-credentials';
 import { DevicePeers } from '../gateways/device-peers.service';
@@ -77,16 +77,7 @@ export class DevicesService {
         ),
       );
     }
-    const [rows, total] = await Promise.all([
-      qb
-        .clone()
-        .orderBy('d.client_id', 'ASC')
-        .offset(q.offset)
-        .limit(q.limit + 1)
-        .getMany(),
-      q.askTotalCount ? qb.getCount() : Promise.resolve(undefined),
-    ]);
-    return toListResult(rows, q, toDeviceDto, total);
+    return paginate(qb.orderBy('d.client_id', 'ASC'), q, toDeviceDto);
   }
 
   /** Creates the device with a tunnel address that stays unique under concurrent creation. */
@@ -193,16 +184,10 @@ export class DevicesService {
     q: DeviceEventListQueryDto,
   ): Promise<ListResult<DeviceEventDto>> {
     await this.findOne(scopeId, deviceId);
-    const where = { scopeId, deviceId };
-    const [rows, total] = await Promise.all([
-      this.events.find({
-        where,
-        order: { receivedOn: 'DESC', id: 'DESC' },
-        skip: q.offset,
-        take: q.limit + 1,
-      }),
-      q.askTotalCount ? this.events.count({ where }) : Promise.resolve(undefined),
-    ]);
-    return toListResult(rows, q, toDeviceEventDto, total);
+    return paginate(
+      { from: this.events, where: { scopeId, deviceId }, order: { receivedOn: 'DESC', id: 'DESC' } },
+      q,
+      toDeviceEventDto,
+    );
   }
 }

@@ -13,7 +13,7 @@ import {
   Validate,
   ValidateNested,
 } from 'class-validator';
-import { ACCOUNT_NAME_PATTERN } from '@app/protocol';
+import { IsAccountName } from '../common/validators';
 import { WireGuardKeyConstraint } from '../sessions/dto/session.dto';
 
 // FendVPN's client API, field for field (snake_case as FendVPN spells it).
@@ -23,7 +23,7 @@ const IDENTIFIER = /^[A-Za-z0-9._:-]{1,128}$/;
 export class SigninDto {
   @ApiProperty({ example: 'acme', description: 'The account name' })
   @IsString()
-  @Matches(ACCOUNT_NAME_PATTERN, { message: 'project must be an account name' })
+  @IsAccountName({ message: 'project must be an account name' })
   project: string;
 
   @ApiProperty({ example: 'linux' })

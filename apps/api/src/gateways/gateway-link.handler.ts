@@ -2,12 +2,12 @@ import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import {
   CloudSubscriptions,
   decodeKuraPayload,
+  KeyedSerialQueue,
   parseGatewayPeerReport,
   readBirthCertificate,
   type BirthCertificate,
 } from '@app/protocol';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
-import { KeyedSerialQueue } from '../common/keyed-serial-queue';
 import { retryTransient } from '../common/transient-retry';
 import { CloudMqttClient } from '../mqtt/cloud-mqtt.client';
 import { ConnectionEvents, type LinkStatus } from '../mqtt/connection-events';

@@ -1,4 +1,5 @@
 import { Check, Column, Entity, Index, JoinColumn, ManyToOne, Unique } from 'typeorm';
+import { CLIENT_ID_PATTERN } from '@app/protocol';
 import { UpdatableEntity } from '../common/base.entity';
 import { Account } from '../accounts/account.entity';
 import type { LinkStatus } from '../mqtt/connection-events';
@@ -12,7 +13,7 @@ import type { LinkStatus } from '../mqtt/connection-events';
  */
 @Entity('gateway')
 @Unique('gateway_name_unique', ['scopeId', 'name'])
-@Check('gateway_name_topic_safe', `"name" ~ '^[A-Za-z0-9._-]{1,64}$'`)
+@Check('gateway_name_topic_safe', `"name" ~ '${CLIENT_ID_PATTERN.source}'`)
 @Check(
   'gateway_connection_status_valid',
   `"connection_status" IN ('NEVER_CONNECTED', 'CONNECTED', 'DISCONNECTED', 'MISSING')`,

@@ -24,7 +24,6 @@ export class CloudMqttClient implements OnApplicationBootstrap, BeforeApplicatio
   private client?: MqttClient;
   private readonly subscriptions = new Set<string>();
   private readonly listeners: MqttMessageListener[] = [];
-  private readonly connectListeners: Array<() => void> = [];
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -51,10 +50,6 @@ export class CloudMqttClient implements OnApplicationBootstrap, BeforeApplicatio
 
   onMessage(listener: MqttMessageListener): void {
     this.listeners.push(listener);
-  }
-
-  onConnect(listener: () => void): void {
-    this.connectListeners.push(listener);
   }
 
   async publish(topic: string, payload: Buffer): Promise<void> {
@@ -94,7 +89,6 @@ export class CloudMqttClient implements OnApplicationBootstrap, BeforeApplicatio
           if (err) return this.logger.error({ err }, 'subscribe failed');
           subscribed();
         });
-      for (const l of this.connectListeners) l();
     });
     client.on('message', (topic, payload) => {
       for (const l of this.listeners) {

@@ -84,10 +84,6 @@ export class EmbeddedBroker implements OnModuleInit, OnApplicationShutdown {
     this.authenticators.push(fn);
   }
 
-  identityOf(client: Client): BrokerIdentity | undefined {
-    return this.identities.get(client);
-  }
-
   async onModuleInit(): Promise<void> {
     if (!this.enabled) return;
     const limits = this.config.mqttLimits;

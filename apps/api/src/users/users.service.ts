@@ -3,7 +3,7 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { Repository, type FindOptionsWhere } from 'typeorm';
 import { AppError } from '../common/app-error';
 import { isUniqueViolation } from '../common/db-errors';
-import { toListResult, type ListResult } from '../common/list';
+import { paginate, type ListResult } from '../common/list';
 import { updateWithOptlock } from '../common/optlock';
 import { deleteApiKeysCreatedBy } from '../apikeys/api-key-creator';
 import { hashPassword } from '../common/secrets';
@@ -29,11 +29,7 @@ export class UsersService {
     const where: FindOptionsWhere<User> = { scopeId };
     if (q.username) where.username = q.username;
     if (q.role) where.role = q.role;
-    const [rows, total] = await Promise.all([
-      this.users.find({ where, order: { username: 'ASC' }, skip: q.offset, take: q.limit + 1 }),
-      q.askTotalCount ? this.users.count({ where }) : Promise.resolve(undefined),
-    ]);
-    return toListResult(rows, q, toUserDto, total);
+    return paginate({ from: this.users, where, order: { username: 'ASC' } }, q, toUserDto);
   }
 
   async get(scopeId: string, id: string): Promise<UserDto> {

@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import {
   encodeVpnProfile,
   firstHostAddress,
+  KeyedSerialQueue,
   readCommandReply,
   ResponseCodes,
   Topics,
@@ -19,7 +20,6 @@ import {
 } from '@app/protocol';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { AppError } from '../common/app-error';
-import { KeyedSerialQueue } from '../common/keyed-serial-queue';
 import { actorId, type Principal } from '../auth/principal';
 import { DevicePeers, type CarryingGateway } from '../gateways/device-peers.service';
 import { KuraRequestClient, KuraRequestError } from '../mqtt/kura-request.client';

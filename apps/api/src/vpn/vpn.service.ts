@@ -4,7 +4,7 @@ import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { InjectRepository } from '@nestjs/typeorm';
 import { Repository } from 'typeorm';
 import { AppError } from '../common/app-error';
-import { toListResult, type ListResult } from '../common/list';
+import { paginate, type ListResult } from '../common/list';
 import { DevicesService } from '../devices/devices.service';
 import { DeviceOperation } from './device-operation.entity';
 import {
@@ -73,16 +73,10 @@ export class VpnService {
     q: OperationListQueryDto,
   ): Promise<ListResult<DeviceOperationDto>> {
     await this.devices.findOne(scopeId, deviceId);
-    const where = { scopeId, deviceId };
-    const [rows, total] = await Promise.all([
-      this.operations.find({
-        where,
-        order: { startedOn: 'DESC', id: 'ASC' },
-        skip: q.offset,
-        take: q.limit + 1,
-      }),
-      q.askTotalCount ? this.operations.count({ where }) : Promise.resolve(undefined),
-    ]);
-    return toListResult(rows, q, toOperationDto, total);
+    return paginate(
+      { from: this.operations, where: { scopeId, deviceId }, order: { startedOn: 'DESC', id: 'ASC' } },
+      q,
+      toOperationDto,
+    );
   }
 }

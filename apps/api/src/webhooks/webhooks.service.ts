@@ -3,7 +3,7 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { Repository } from 'typeorm';
 import { AppError } from '../common/app-error';
-import { toListResult, type ListResult } from '../common/list';
+import { paginate, type ListResult } from '../common/list';
 import { updateWithOptlock } from '../common/optlock';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { actorId, type Principal } from '../auth/principal';
@@ -44,16 +44,11 @@ export class WebhooksService {
   }
 
   async list(scopeId: string, q: WebhookListQueryDto): Promise<ListResult<WebhookDto>> {
-    const [rows, total] = await Promise.all([
-      this.webhooks.find({
-        where: { scopeId },
-        order: { createdOn: 'ASC', id: 'ASC' },
-        skip: q.offset,
-        take: q.limit + 1,
-      }),
-      q.askTotalCount ? this.webhooks.count({ where: { scopeId } }) : Promise.resolve(undefined),
-    ]);
-    return toListResult(rows, q, toWebhookDto, total);
+    return paginate(
+      { from: this.webhooks, where: { scopeId }, order: { createdOn: 'ASC', id: 'ASC' } },
+      q,
+      toWebhookDto,
+    );
   }
 
   async get(scopeId: string, id: string): Promise<WebhookDto> {
@@ -129,17 +124,16 @@ export class WebhooksService {
   ): Promise<ListResult<WebhookDeliveryDto>> {
     await this.find(scopeId, id);
     const where = { webhookId: id, ...(q.status ? { status: q.status } : {}) };
-    const [rows, total] = await Promise.all([
-      this.deliveries.find({
+    return paginate(
+      {
+        from: this.deliveries,
         where,
         // Deliveries of one dispatched page share created_on: the event id orders them.
         order: { createdOn: 'DESC', eventId: { direction: 'DESC', nulls: 'FIRST' }, id: 'DESC' },
-        skip: q.offset,
-        take: q.limit + 1,
-      }),
-      q.askTotalCount ? this.deliveries.count({ where }) : Promise.resolve(undefined),
-    ]);
-    return toListResult(rows, q, toDeliveryDto, total);
+      },
+      q,
+      toDeliveryDto,
+    );
   }
 
   /** Enqueues a `webhook.test` delivery through the same outbox and returns it. */

@@ -1,21 +1,20 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsOptional, IsString, Matches, MaxLength } from 'class-validator';
+import { IsOptional, IsString, MaxLength } from 'class-validator';
+import { ACCOUNT_NAME_PATTERN } from '@app/protocol';
 import { BooleanQuery, ListQueryDto, ListResultDto, UpdatableEntityDto } from '../../common/list';
 import { OptlockField } from '../../common/optlock';
+import { IsAccountName, IsIpv4Cidr } from '../../common/validators';
 import { IsBoolean } from 'class-validator';
 import type { Account } from '../account.entity';
-
-export const ACCOUNT_NAME = /^[a-z0-9][a-z0-9-]{1,62}$/;
-export const IPV4_CIDR = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\/([89]|[12]\d|30)$/;
 
 export class CreateAccountDto {
   @ApiProperty({
     example: 'acme',
-    pattern: ACCOUNT_NAME.source,
+    pattern: ACCOUNT_NAME_PATTERN.source,
     description: 'Topic-safe, unique; the MQTT account segment',
   })
   @IsString()
-  @Matches(ACCOUNT_NAME, { message: 'name must match [a-z0-9][a-z0-9-]{1,62}' })
+  @IsAccountName()
   name: string;
 
   @ApiPropertyOptional({ maxLength: 1024 })
@@ -31,9 +30,7 @@ export class CreateAccountDto {
   })
   @IsOptional()
   @IsString()
-  @Matches(IPV4_CIDR, {
-    message: 'vpnSubnet must be an IPv4 CIDR with a prefix from 8 to 30, e.g. 10.210.0.0/20',
-  })
+  @IsIpv4Cidr({ minPrefix: 8, maxPrefix: 30 })
   vpnSubnet?: string;
 }
 

@@ -1,7 +1,9 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsIn, IsOptional, IsString, IsUUID, Matches, MaxLength, ValidateIf } from 'class-validator';
+import { IsIn, IsOptional, IsString, IsUUID, MaxLength, ValidateIf } from 'class-validator';
+import { CLIENT_ID_PATTERN } from '@app/protocol';
 import { ListQueryDto, ListResultDto, UpdatableEntityDto } from '../../common/list';
 import { OptlockField } from '../../common/optlock';
+import { IsClientId } from '../../common/validators';
 import {
   CONNECTION_STATUSES,
   DEVICE_STATUSES,
@@ -10,16 +12,14 @@ import {
   type DeviceStatus,
 } from '../device.entity';
 
-const CLIENT_ID = /^[A-Za-z0-9._-]{1,64}$/;
-
 export class CreateDeviceDto {
   @ApiProperty({
     example: 'gw-0042',
-    pattern: CLIENT_ID.source,
+    pattern: CLIENT_ID_PATTERN.source,
     description: 'MQTT client id; unique in the account',
   })
   @IsString()
-  @Matches(CLIENT_ID, { message: 'clientId must be 1–64 of A-Z a-z 0-9 . _ -' })
+  @IsClientId()
   clientId: string;
 
   @ApiPropertyOptional({ maxLength: 255 })

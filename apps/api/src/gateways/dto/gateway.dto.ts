@@ -1,10 +1,11 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsIn, IsOptional, IsString, Matches, MaxLength, Validate } from 'class-validator';
+import { IsIn, IsOptional, IsString, MaxLength, Validate } from 'class-validator';
 import type { ValidationArguments, ValidatorConstraintInterface } from 'class-validator';
 import { ValidatorConstraint } from 'class-validator';
 import { CLIENT_ID_PATTERN, isEndpoint } from '@app/protocol';
 import { ListQueryDto, ListResultDto, UpdatableEntityDto } from '../../common/list';
 import { OptlockField } from '../../common/optlock';
+import { IsClientId } from '../../common/validators';
 import type { LinkStatus } from '../../mqtt/connection-events';
 import type { Gateway } from '../gateway.entity';
 
@@ -34,7 +35,7 @@ export class CreateGatewayDto {
       "MQTT client id of the gateway process; shares one namespace with the account's device clientIds",
   })
   @IsString()
-  @Matches(CLIENT_ID_PATTERN, { message: 'name must be 1–64 of A-Z a-z 0-9 . _ -' })
+  @IsClientId()
   name: string;
 
   @ApiProperty({
