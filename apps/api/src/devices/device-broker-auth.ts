@@ -3,7 +3,8 @@ import { DataSource } from 'typeorm';
 import { digestEquals } from '../auth/secrets';
 import { isOwnMqttClientId } from '../mqtt/broker-identity';
 import type { BrokerIdentity } from '../mqtt/broker-identity';
-import { EmbeddedBroker } from '../mqtt/embedded-broker';
+import { EdgeCredentials } from '../mqtt/edge-credentials';
+import { DeviceCredentialsRepository } from './device-credentials.repository';
 
 interface CredentialRow {
   id: string;
@@ -14,7 +15,7 @@ interface CredentialRow {
 }
 
 /**
- * Checks device MQTT credentials for the embedded broker: one indexed lookup and
+ * Checks device MQTT credentials for the embedded broker and EMQX's auth hook: one indexed lookup and
  * a SHA-256 compare, so a reconnect storm stays cheap. The MQTT client id must
  * be the device's `{account}:{clientId}` (recommended) or its plain clientId (Kura's default), and
  * the device must be enabled.
@@ -23,13 +24,20 @@ interface CredentialRow {
 export class DeviceBrokerAuth implements OnModuleInit {
   constructor(
     private readonly dataSource: DataSource,
-    private readonly broker: EmbeddedBroker,
+    private readonly edge: EdgeCredentials,
+    private readonly credentials: DeviceCredentialsRepository,
   ) {}
 
   onModuleInit(): void {
-    this.broker.addAuthenticator((clientId, username, password) =>
+    this.edge.addAuthenticator((clientId, username, password) =>
       this.authenticate(clientId, username, password),
     );
+    this.edge.addInventory({
+      kind: 'device',
+      list: async () =>
+        (await this.credentials.listWithCredentials()).map((d) => ({ kind: 'device' as const, ...d })),
+      isEnabled: (id) => this.credentials.isEnabled(id),
+    });
   }
 
   async authenticate(

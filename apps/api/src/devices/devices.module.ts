@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DeviceBrokerAuth } from './device-broker-auth';
+import { DeviceCredentialsRepository } from './device-credentials.repository';
 import { DeviceEvent } from './device-event.entity';
 import { DeviceLifecycleHandler } from './device-lifecycle.handler';
 import { Device } from './device.entity';
@@ -12,7 +13,7 @@ import { GatewaysModule } from '../gateways/gateways.module';
 @Module({
   imports: [TypeOrmModule.forFeature([Device, DeviceEvent]), GatewaysModule],
   controllers: [DevicesController],
-  providers: [DevicesService, TunnelAddressPool, DeviceBrokerAuth, DeviceLifecycleHandler],
+  providers: [DevicesService, TunnelAddressPool, DeviceBrokerAuth, DeviceCredentialsRepository, DeviceLifecycleHandler],
   exports: [DevicesService],
 })
 export class DevicesModule {}

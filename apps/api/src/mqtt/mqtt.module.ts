@@ -5,20 +5,29 @@ import { ConnectionEvents } from './connection-events';
 import { EmbeddedBroker } from './embedded-broker';
 import { KuraRequestClient } from './kura-request.client';
 import { MqttRouter } from './mqtt-router';
+import { EdgeCredentials } from './edge-credentials';
+import { DynsecControl } from './brokers/dynsec-control';
+import { MosquittoDynsecBroker } from './brokers/mosquitto-dynsec';
 
 /** The cloud's MQTT side: the embedded broker, the one client, the topic router, Kura requests. */
 @Global()
 @Module({
   providers: [
     BrokerCredentials,
+    EdgeCredentials,
     EmbeddedBroker,
+    // Before the broker adapters: its start-up opens the connection they wait for.
     CloudMqttClient,
     MqttRouter,
     KuraRequestClient,
     ConnectionEvents,
+    DynsecControl,
+    MosquittoDynsecBroker,
   ],
   exports: [
     BrokerCredentials,
+    EdgeCredentials,
+    MosquittoDynsecBroker,
     EmbeddedBroker,
     CloudMqttClient,
     MqttRouter,
