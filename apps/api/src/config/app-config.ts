@@ -131,7 +131,10 @@ function brokerKind(env: Env, mqttUrl: string | undefined): { kind: MqttBrokerKi
   if (kind === 'mosquitto-dynsec') {
     for (const name of ['MQTT_USERNAME', 'MQTT_PASSWORD']) {
       if (str(env, name) === undefined) {
-        throw new ConfigError(name, "must be set to a dynsec client holding the admin role (mosquitto-dynsec)");
+        throw new ConfigError(
+          name,
+          'must be set to a dynsec client holding the admin role (mosquitto-dynsec)',
+        );
       }
     }
   }
@@ -145,7 +148,8 @@ function brokerKind(env: Env, mqttUrl: string | undefined): { kind: MqttBrokerKi
   const apiKey = str(env, 'EMQX_API_KEY');
   if (!apiKey) throw new ConfigError('EMQX_API_KEY', 'must be set to an EMQX API key (emqx)');
   const apiSecret = str(env, 'EMQX_API_SECRET');
-  if (!apiSecret) throw new ConfigError('EMQX_API_SECRET', 'must be set to the secret of EMQX_API_KEY (emqx)');
+  if (!apiSecret)
+    throw new ConfigError('EMQX_API_SECRET', 'must be set to the secret of EMQX_API_KEY (emqx)');
   return { kind, emqx: { authSecret, apiUrl: apiUrl.replace(/\/+$/, ''), apiKey, apiSecret } };
 }
 

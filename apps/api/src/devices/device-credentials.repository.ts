@@ -16,12 +16,17 @@ export class DeviceCredentialsRepository {
 
   /** Every device with issued credentials, in all accounts (for the broker's start-up reconciliation). */
   async listWithCredentials(): Promise<DeviceCredentialRow[]> {
-    const rows: Array<{ id: string; account: string; client_id: string; mqtt_username: string; status: string }> =
-      await this.dataSource.query(
-        `SELECT d.id, a.name AS account, d.client_id, d.mqtt_username, d.status
+    const rows: Array<{
+      id: string;
+      account: string;
+      client_id: string;
+      mqtt_username: string;
+      status: string;
+    }> = await this.dataSource.query(
+      `SELECT d.id, a.name AS account, d.client_id, d.mqtt_username, d.status
            FROM device d JOIN account a ON a.id = d.scope_id
           WHERE d.mqtt_username IS NOT NULL AND d.mqtt_password_digest IS NOT NULL`,
-      );
+    );
     return rows.map((r) => ({
       id: r.id,
       account: r.account,
@@ -33,9 +38,10 @@ export class DeviceCredentialsRepository {
 
   /** Whether the device may connect (ENABLED); null when it no longer exists. */
   async isEnabled(id: string): Promise<boolean | null> {
-    const rows: Array<{ status: string }> = await this.dataSource.query('SELECT status FROM device WHERE id = $1', [
-      id,
-    ]);
+    const rows: Array<{ status: string }> = await this.dataSource.query(
+      'SELECT status FROM device WHERE id = $1',
+      [id],
+    );
     return rows[0] ? rows[0].status === 'ENABLED' : null;
   }
 }

@@ -179,7 +179,9 @@ export class GatewayRepository {
   }
 
   /** Every gateway with issued credentials, in all accounts (for an external broker's reconciliation). */
-  async listWithCredentials(): Promise<Array<{ id: string; account: string; name: string; username: string }>> {
+  async listWithCredentials(): Promise<
+    Array<{ id: string; account: string; name: string; username: string }>
+  > {
     const rows: Array<{ id: string; account: string; name: string; mqtt_username: string }> =
       await this.dataSource.query(
         `SELECT g.id, a.name AS account, g.name, g.mqtt_username

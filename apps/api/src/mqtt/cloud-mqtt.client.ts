@@ -69,7 +69,10 @@ export class CloudMqttClient implements OnApplicationBootstrap, BeforeApplicatio
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new Error(`no connection to the MQTT broker at ${this.redactedUrl()} within ${timeoutMs} ms`)),
+        () =>
+          reject(
+            new Error(`no connection to the MQTT broker at ${this.redactedUrl()} within ${timeoutMs} ms`),
+          ),
         timeoutMs,
       );
     });

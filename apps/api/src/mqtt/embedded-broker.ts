@@ -9,12 +9,7 @@ import { PacketLengthGuard, PendingConnections } from './connection-guard';
 import { DeviceMessageLog } from './device-message-log';
 import { BrokerCredentials } from './broker-credentials';
 import { EdgeCredentials } from './edge-credentials';
-import {
-  CLOUD_USERNAME,
-  identityId,
-  type BrokerIdentity,
-  type EdgeIdentity,
-} from './broker-identity';
+import { CLOUD_USERNAME, identityId, type BrokerIdentity, type EdgeIdentity } from './broker-identity';
 
 function authError(message: string, returnCode: AuthenticateError['returnCode']): AuthenticateError {
   const err = new Error(message) as AuthenticateError;

@@ -1,4 +1,4 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { CloudMqttClient } from '../cloud-mqtt.client';
 import { DYNSEC_RESPONSE_TOPIC, MqttRouter } from '../mqtt-router';
@@ -35,7 +35,7 @@ interface Waiting {
  * MqttRouter), so answers find their callers however the batches were cut.
  */
 @Injectable()
-export class DynsecControl {
+export class DynsecControl implements OnApplicationShutdown {
   private readonly logger = new Logger('DynsecControl');
   private readonly waiting = new Map<string, Waiting>();
   private queue: Array<{ command: DynsecCommand; correlationData: string }> = [];
@@ -62,17 +62,17 @@ export class DynsecControl {
    * `error` is returned, not thrown (callers know which errors they expect); the promise rejects
    * when the broker cannot be reached or does not answer within timeoutMs.
    */
-  run(commands: DynsecCommand[]): Promise<DynsecResponse[]> {
-    return Promise.all(commands.map((command) => this.enqueue(command)));
+  run(commands: DynsecCommand[], timeoutMs = this.timeoutMs): Promise<DynsecResponse[]> {
+    return Promise.all(commands.map((command) => this.enqueue(command, timeoutMs)));
   }
 
-  private enqueue(command: DynsecCommand): Promise<DynsecResponse> {
+  private enqueue(command: DynsecCommand, timeoutMs: number): Promise<DynsecResponse> {
     const correlationData = `${this.prefix}-${++this.seq}`;
     return new Promise<DynsecResponse>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiting.delete(correlationData);
-        reject(new Error(`no answer to dynsec command ${command.command} within ${this.timeoutMs} ms`));
-      }, this.timeoutMs);
+        reject(new Error(`no answer to dynsec command ${command.command} within ${timeoutMs} ms`));
+      }, timeoutMs);
       this.waiting.set(correlationData, { resolve, reject, timer });
       this.queue.push({ command, correlationData });
       if (!this.flushScheduled) {
@@ -93,6 +93,11 @@ export class DynsecControl {
         for (const { correlationData } of batch) this.settle(correlationData, err);
       });
     }
+  }
+
+  /** Commands still waiting fail at once instead of holding the process for their timeout. */
+  onApplicationShutdown(): void {
+    for (const id of [...this.waiting.keys()]) this.settle(id, new Error('service shutting down'));
   }
 
   private onResponse(payload: Buffer): void {

@@ -43,7 +43,8 @@ const EXPECTED_ERRORS: Readonly<Record<string, string>> = {
   enableClient: 'Client not found',
 };
 
-const failed = (r: DynsecResponse): boolean => r.error !== undefined && EXPECTED_ERRORS[r.command] !== r.error;
+const failed = (r: DynsecResponse): boolean =>
+  r.error !== undefined && EXPECTED_ERRORS[r.command] !== r.error;
 
 interface ListedClient {
   username: string;
@@ -89,8 +90,8 @@ export class MosquittoDynsecBroker implements OnModuleInit, OnApplicationBootstr
     } catch (err) {
       throw new ConfigError(
         'MQTT_USERNAME',
-        `/ MQTT_PASSWORD: ${(err as Error).message} (MQTT_BROKER_KIND=mosquitto-dynsec needs a dynsec ` +
-          'client holding the admin role, reachable at MQTT_URL)',
+        `and MQTT_PASSWORD must be a dynsec client holding the admin role on the broker at MQTT_URL ` +
+          `(MQTT_BROKER_KIND=mosquitto-dynsec): ${(err as Error).message}`,
       );
     }
     try {
@@ -99,7 +100,7 @@ export class MosquittoDynsecBroker implements OnModuleInit, OnApplicationBootstr
       throw new ConfigError(
         'MQTT_BROKER_KIND',
         `=mosquitto-dynsec: ${(err as Error).message}; the broker at MQTT_URL must load the ` +
-          "dynamic-security plugin and MQTT_USERNAME must hold its admin role (docs/brokers.md)",
+          'dynamic-security plugin and MQTT_USERNAME must hold its admin role (docs/brokers.md)',
       );
     }
     await this.reconcile();
@@ -124,7 +125,8 @@ export class MosquittoDynsecBroker implements OnModuleInit, OnApplicationBootstr
           { username, change: change.type, attempt, error: lastError },
           'dynsec did not take a credential change',
         );
-        if (attempt < ATTEMPTS) await new Promise((r) => setTimeout(r, FIRST_BACKOFF_MS * 2 ** (attempt - 1)));
+        if (attempt < ATTEMPTS)
+          await new Promise((r) => setTimeout(r, FIRST_BACKOFF_MS * 2 ** (attempt - 1)));
       }
       this.logger.error(
         { username, change: change.type, error: lastError },
@@ -202,20 +204,40 @@ export class MosquittoDynsecBroker implements OnModuleInit, OnApplicationBootstr
       ]);
     } else {
       if (role.error) throw new Error(`getRole ${CLOUD_ROLE}: ${role.error}`);
-      const have = ((role.data as { role?: { acls?: Array<{ acltype: string; topic: string }> } }).role?.acls ??
-        []) as Array<{ acltype: string; topic: string }>;
+      const have = ((role.data as { role?: { acls?: Array<{ acltype: string; topic: string }> } }).role
+        ?.acls ?? []) as Array<{ acltype: string; topic: string }>;
       // Only the missing ones: the plugin drops the connection on a duplicate ACL.
       const missing = wanted.filter((w) => !have.some((h) => h.acltype === w.acltype && h.topic === w.topic));
-      await this.expectOk(missing.map((a) => ({ command: 'addRoleACL', rolename: CLOUD_ROLE, ...a, allow: true })));
+      await this.expectOk(
+        missing.map((a) => ({ command: 'addRoleACL', rolename: CLOUD_ROLE, ...a, allow: true })),
+      );
     }
+    if (await this.cloudHoldsRole()) return;
+    // Adding a role the client already holds answers "Internal error", so only when missing. The
+    // broker then kicks the cloud's client so that its new ACL applies: the answer is lost with
+    // the connection, and the role is checked again once the client is back.
     const username = this.config.mqttUsername ?? '';
-    const [client] = await this.control.run([{ command: 'getClient', username }]);
+    void this.control
+      .run([{ command: 'addClientRole', username, rolename: CLOUD_ROLE }])
+      .catch(() => undefined);
+    const deadline = Date.now() + CONNECT_TIMEOUT_MS;
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 200));
+      const holds = await this.cloudHoldsRole(2000).catch((err: Error) => {
+        if (Date.now() > deadline) throw err;
+        return false;
+      });
+      if (holds) return;
+      if (Date.now() > deadline) throw new Error(`the cloud's client did not get the ${CLOUD_ROLE} role`);
+    }
+  }
+
+  private async cloudHoldsRole(timeoutMs?: number): Promise<boolean> {
+    const username = this.config.mqttUsername ?? '';
+    const [client] = await this.control.run([{ command: 'getClient', username }], timeoutMs);
     if (client.error) throw new Error(`getClient ${username}: ${client.error}`);
     const roles = (client.data as { client?: { roles?: Array<{ rolename: string }> } }).client?.roles ?? [];
-    if (!roles.some((r) => r.rolename === CLOUD_ROLE)) {
-      // Adding a role the client already holds answers "Internal error": only when missing.
-      await this.expectOk([{ command: 'addClientRole', username, rolename: CLOUD_ROLE }]);
-    }
+    return roles.some((r) => r.rolename === CLOUD_ROLE);
   }
 
   private async expectOk(commands: DynsecCommand[]): Promise<void> {
@@ -240,7 +262,9 @@ export class MosquittoDynsecBroker implements OnModuleInit, OnApplicationBootstr
     const listed = ((clientsR.data as { clients?: ListedClient[] }).clients ?? []).filter(
       (c) => c.username !== this.config.mqttUsername && isEdgeUsername(c.username),
     );
-    const roles = ((rolesR.data as { roles?: string[] }).roles ?? []).filter((r) => r.startsWith(EDGE_ROLE_PREFIX));
+    const roles = ((rolesR.data as { roles?: string[] }).roles ?? []).filter((r) =>
+      r.startsWith(EDGE_ROLE_PREFIX),
+    );
     const records = await this.edge.list();
     const wanted = new Map(records.map((r) => [r.username, r]));
     const inBroker = new Map(listed.map((c) => [c.username, c]));
@@ -249,7 +273,8 @@ export class MosquittoDynsecBroker implements OnModuleInit, OnApplicationBootstr
     const stale = listed.filter((c) => !wanted.has(c.username)).map((c) => c.username);
     for (const username of stale) commands.push({ command: 'deleteClient', username });
     for (const rolename of roles) {
-      if (!wanted.has(rolename.slice(EDGE_ROLE_PREFIX.length))) commands.push({ command: 'deleteRole', rolename });
+      if (!wanted.has(rolename.slice(EDGE_ROLE_PREFIX.length)))
+        commands.push({ command: 'deleteRole', rolename });
     }
     let toggled = 0;
     for (const record of records) {
@@ -258,7 +283,10 @@ export class MosquittoDynsecBroker implements OnModuleInit, OnApplicationBootstr
       const disabled = client.disabled === true;
       if (disabled === record.enabled) {
         toggled++;
-        commands.push({ command: record.enabled ? 'enableClient' : 'disableClient', username: record.username });
+        commands.push({
+          command: record.enabled ? 'enableClient' : 'disableClient',
+          username: record.username,
+        });
       }
     }
     await this.expectOk(commands);
