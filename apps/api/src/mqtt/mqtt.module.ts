@@ -8,6 +8,7 @@ import { MqttRouter } from './mqtt-router';
 import { EdgeCredentials } from './edge-credentials';
 import { DynsecControl } from './brokers/dynsec-control';
 import { MosquittoDynsecBroker } from './brokers/mosquitto-dynsec';
+import { EmqxAuthController, EmqxBroker } from './brokers/emqx';
 
 /** The cloud's MQTT side: the embedded broker, the one client, the topic router, Kura requests. */
 @Global()
@@ -23,7 +24,9 @@ import { MosquittoDynsecBroker } from './brokers/mosquitto-dynsec';
     ConnectionEvents,
     DynsecControl,
     MosquittoDynsecBroker,
+    EmqxBroker,
   ],
+  controllers: [EmqxAuthController],
   exports: [
     BrokerCredentials,
     EdgeCredentials,
