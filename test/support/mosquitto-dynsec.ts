@@ -102,8 +102,8 @@ async function launch(dir: string, dynsecFile: string, port: number): Promise<La
         void stopProcess(proc).then(() => resolve({ ok: false, addressInUse: true, log: text }));
       }
     };
-    proc.stdout!.on('data', onData);
-    proc.stderr!.on('data', onData);
+    proc.stdout.on('data', onData);
+    proc.stderr.on('data', onData);
     proc.once('exit', () =>
       resolve({
         ok: false,
