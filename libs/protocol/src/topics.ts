@@ -223,3 +223,25 @@ export function deviceMaySubscribe(acc: string, clientId: string, filter: string
   }
   return true;
 }
+
+/** The topic filters an edge client may use, for brokers that take an ACL as a list of filters. */
+export interface EdgeAclFilters {
+  publish: string[];
+  subscribe: string[];
+}
+
+/**
+ * The ACL of `deviceMayPublish` / `deviceMaySubscribe` as MQTT topic filters, for external brokers
+ * (Mosquitto's dynamic security roles, EMQX's per-client ACL): publish under `$EDC/{a}/{c}/#` and
+ * `{a}/{c}/#`, replies `$EDC/{a}/+/{app}/REPLY/#`; subscribe to `$EDC/{a}/{c}/#`. One difference:
+ * a broker's `#` also matches the parent level (`{a}/{c}`), which the in-process check refuses;
+ * the cloud handles no topic of that shape, so a message there reaches nobody.
+ */
+export function edgeAclFilters(a: string, c: string, app: RequestAppId = VPN_APP_ID): EdgeAclFilters {
+  if (!REQUEST_APPS.includes(app)) throw new TopicLevelError('application id', String(app));
+  const own = `${CONTROL_PREFIX}/${account(a)}/${client(c)}/#`;
+  return {
+    publish: [own, `${a}/${c}/#`, `${CONTROL_PREFIX}/${a}/+/${app}/REPLY/#`],
+    subscribe: [own],
+  };
+}

@@ -111,3 +111,48 @@ describe('loadConfig: CORS_ORIGINS and METRICS_TOKEN', () => {
     },
   );
 });
+
+describe('loadConfig: MQTT_BROKER_KIND', () => {
+  const url = 'mqtt://broker:1883';
+
+  it('should default to embedded without MQTT_URL and to external-open with it', () => {
+    expect(loadConfig({}).mqttBrokerKind).toBe('embedded');
+    expect(loadConfig({ MQTT_URL: url }).mqttBrokerKind).toBe('external-open');
+  });
+
+  it('should refuse an unknown kind, and a kind that does not fit MQTT_URL', () => {
+    expect(() => loadConfig({ MQTT_BROKER_KIND: 'hivemq', MQTT_URL: url })).toThrow('MQTT_BROKER_KIND');
+    expect(() => loadConfig({ MQTT_BROKER_KIND: 'embedded', MQTT_URL: url })).toThrow('MQTT_BROKER_KIND');
+    expect(() => loadConfig({ MQTT_BROKER_KIND: 'mosquitto-dynsec' })).toThrow('MQTT_URL');
+  });
+
+  it('should need the admin credentials for mosquitto-dynsec', () => {
+    const env = { MQTT_BROKER_KIND: 'mosquitto-dynsec', MQTT_URL: url };
+    expect(() => loadConfig(env)).toThrow('MQTT_USERNAME');
+    expect(() => loadConfig({ ...env, MQTT_USERNAME: 'admin' })).toThrow('MQTT_PASSWORD');
+    expect(loadConfig({ ...env, MQTT_USERNAME: 'admin', MQTT_PASSWORD: 'pw' }).mqttBrokerKind).toBe(
+      'mosquitto-dynsec',
+    );
+  });
+
+  it('should need the auth secret and the REST API settings for emqx', () => {
+    const env: Record<string, string> = {
+      MQTT_BROKER_KIND: 'emqx',
+      MQTT_URL: url,
+      EMQX_AUTH_SECRET: 'a-secret-of-20-chars',
+      EMQX_API_URL: 'http://emqx:18083/',
+      EMQX_API_KEY: 'key',
+      EMQX_API_SECRET: 'secret',
+    };
+    expect(loadConfig(env).emqx).toEqual({
+      authSecret: 'a-secret-of-20-chars',
+      apiUrl: 'http://emqx:18083',
+      apiKey: 'key',
+      apiSecret: 'secret',
+    });
+    for (const name of ['EMQX_AUTH_SECRET', 'EMQX_API_URL', 'EMQX_API_KEY', 'EMQX_API_SECRET']) {
+      expect(() => loadConfig({ ...env, [name]: '' })).toThrow(name);
+    }
+    expect(() => loadConfig({ ...env, EMQX_AUTH_SECRET: 'short' })).toThrow('EMQX_AUTH_SECRET');
+  });
+});

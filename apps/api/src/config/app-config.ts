@@ -34,6 +34,13 @@ export interface AppConfig {
     /** How long a connection may take to send its CONNECT and be authenticated. */
     connectTimeoutMs: number;
   };
+  /**
+   * Which broker checks devices and gateways (docs/brokers.md): the embedded one, an external one
+   * left open, Mosquitto's dynamic security managed by the cloud, or EMQX asking the cloud.
+   */
+  mqttBrokerKind: MqttBrokerKind;
+  /** Only with mqttBrokerKind `emqx`. */
+  emqx?: EmqxConfig;
   /** Group name for `$share/...` subscriptions when several API instances share a broker. */
   mqttSharedGroup?: string;
   dataDir: string;
@@ -96,6 +103,55 @@ export interface AppConfig {
     /** How often open streams re-check their access token (revocation ends them). */
     authRecheckMs: number;
   };
+}
+
+export const MQTT_BROKER_KINDS = ['embedded', 'external-open', 'mosquitto-dynsec', 'emqx'] as const;
+export type MqttBrokerKind = (typeof MQTT_BROKER_KINDS)[number];
+
+export interface EmqxConfig {
+  /** The shared secret EMQX sends in the `x-emqx-auth-secret` header of its HTTP auth request. */
+  authSecret: string;
+  /** EMQX's REST API (e.g. http://emqx:18083), used to kick a deleted or disabled client. */
+  apiUrl: string;
+  apiKey: string;
+  apiSecret: string;
+}
+
+/** MQTT_BROKER_KIND and what each kind needs; the default keeps today's behaviour. */
+function brokerKind(env: Env, mqttUrl: string | undefined): { kind: MqttBrokerKind; emqx?: EmqxConfig } {
+  const raw = str(env, 'MQTT_BROKER_KIND');
+  const kind = (raw ?? (mqttUrl ? 'external-open' : 'embedded')) as MqttBrokerKind;
+  if (!MQTT_BROKER_KINDS.includes(kind)) {
+    throw new ConfigError('MQTT_BROKER_KIND', `must be one of ${MQTT_BROKER_KINDS.join(', ')}, got "${raw}"`);
+  }
+  if (kind === 'embedded') {
+    if (mqttUrl) throw new ConfigError('MQTT_BROKER_KIND', 'embedded cannot be used with MQTT_URL');
+    return { kind };
+  }
+  if (!mqttUrl) throw new ConfigError('MQTT_URL', `must be set when MQTT_BROKER_KIND is ${kind}`);
+  if (kind === 'mosquitto-dynsec') {
+    for (const name of ['MQTT_USERNAME', 'MQTT_PASSWORD']) {
+      if (str(env, name) === undefined) {
+        throw new ConfigError(
+          name,
+          'must be set to a dynsec client holding the admin role (mosquitto-dynsec)',
+        );
+      }
+    }
+  }
+  if (kind !== 'emqx') return { kind };
+  const authSecret = str(env, 'EMQX_AUTH_SECRET');
+  if (authSecret === undefined || authSecret.length < 16) {
+    throw new ConfigError('EMQX_AUTH_SECRET', 'must be set to a secret of at least 16 characters (emqx)');
+  }
+  const apiUrl = url(env, 'EMQX_API_URL', ['http:', 'https:']);
+  if (!apiUrl) throw new ConfigError('EMQX_API_URL', 'must be set to the EMQX REST API base URL (emqx)');
+  const apiKey = str(env, 'EMQX_API_KEY');
+  if (!apiKey) throw new ConfigError('EMQX_API_KEY', 'must be set to an EMQX API key (emqx)');
+  const apiSecret = str(env, 'EMQX_API_SECRET');
+  if (!apiSecret)
+    throw new ConfigError('EMQX_API_SECRET', 'must be set to the secret of EMQX_API_KEY (emqx)');
+  return { kind, emqx: { authSecret, apiUrl: apiUrl.replace(/\/+$/, ''), apiKey, apiSecret } };
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -233,11 +289,13 @@ export function loadConfig(env: Env = process.env): AppConfig {
   if (sharedGroup !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(sharedGroup)) {
     throw new ConfigError('MQTT_SHARED_GROUP', 'must match [A-Za-z0-9_-]{1,64}');
   }
+  const mqttUrl = url(env, 'MQTT_URL', ['mqtt:', 'mqtts:', 'tcp:', 'ws:', 'wss:']);
+  const broker = brokerKind(env, mqttUrl);
   const subnetBlocks = 2 ** (vpnSubnetPrefix - Number(vpnSupernet.split('/')[1]));
   return {
     port,
     databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
-    mqttUrl: url(env, 'MQTT_URL', ['mqtt:', 'mqtts:', 'tcp:', 'ws:', 'wss:']),
+    mqttUrl,
     mqttPort: int(env, 'MQTT_PORT', 1883, 0, 65535),
     mqttUsername: str(env, 'MQTT_USERNAME'),
     mqttPassword: str(env, 'MQTT_PASSWORD'),
@@ -249,6 +307,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
       maxUnauthenticatedPerAddress: int(env, 'MQTT_MAX_UNAUTHENTICATED_PER_ADDRESS', 64, 1, 100_000),
       connectTimeoutMs: int(env, 'MQTT_CONNECT_TIMEOUT_MS', 10_000, 100, 300_000),
     },
+    mqttBrokerKind: broker.kind,
+    emqx: broker.emqx,
     mqttSharedGroup: sharedGroup,
     dataDir: resolve(str(env, 'DATA_DIR') ?? './.data'),
     logLevel,

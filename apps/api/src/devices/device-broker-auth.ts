@@ -2,11 +2,11 @@ import { Injectable, OnModuleInit } from '@nestjs/common';
 import { digestEquals } from '../common/secrets';
 import { isOwnMqttClientId } from '../mqtt/broker-identity';
 import type { BrokerIdentity } from '../mqtt/broker-identity';
-import { EmbeddedBroker } from '../mqtt/embedded-broker';
+import { EdgeCredentials } from '../mqtt/edge-credentials';
 import { DevicesRepository } from './devices.repository';
 
 /**
- * Checks device MQTT credentials for the embedded broker: one indexed lookup and
+ * Checks device MQTT credentials for the embedded broker and EMQX's auth hook: one indexed lookup and
  * a SHA-256 compare, so a reconnect storm stays cheap. The MQTT client id must
  * be the device's `{account}:{clientId}` (recommended) or its plain clientId (Kura's default), and
  * the device must be enabled.
@@ -15,13 +15,19 @@ import { DevicesRepository } from './devices.repository';
 export class DeviceBrokerAuth implements OnModuleInit {
   constructor(
     private readonly devices: DevicesRepository,
-    private readonly broker: EmbeddedBroker,
+    private readonly edge: EdgeCredentials,
   ) {}
 
   onModuleInit(): void {
-    this.broker.addAuthenticator((clientId, username, password) =>
+    this.edge.addAuthenticator((clientId, username, password) =>
       this.authenticate(clientId, username, password),
     );
+    this.edge.addInventory({
+      kind: 'device',
+      list: async () =>
+        (await this.devices.listWithCredentials()).map((d) => ({ kind: 'device' as const, ...d })),
+      isEnabled: (id) => this.devices.isEnabled(id),
+    });
   }
 
   async authenticate(

@@ -55,6 +55,15 @@ export interface DeviceState {
  * device of another tenant is simply not found. The MQTT side (broker logins, lifecycle
  * messages) knows a device by (account name, clientId) instead, which is unique across tenants.
  */
+/** A device as an external broker sees it: who holds MQTT credentials, and whether it may connect. */
+export interface DeviceCredentialRow {
+  id: string;
+  account: string;
+  clientId: string;
+  username: string;
+  enabled: boolean;
+}
+
 @Injectable()
 export class DevicesRepository {
   constructor(
@@ -124,6 +133,37 @@ export class DevicesRepository {
       { scopeId, id },
       { mqttUsername: username, mqttPasswordDigest: digest, credentialsIssuedOn: new Date() },
     );
+  }
+
+  /** Every device with issued credentials, in all accounts (for the broker's start-up reconciliation). */
+  async listWithCredentials(): Promise<DeviceCredentialRow[]> {
+    const rows: Array<{
+      id: string;
+      account: string;
+      client_id: string;
+      mqtt_username: string;
+      status: string;
+    }> = await this.dataSource.query(
+      `SELECT d.id, a.name AS account, d.client_id, d.mqtt_username, d.status
+           FROM device d JOIN account a ON a.id = d.scope_id
+          WHERE d.mqtt_username IS NOT NULL AND d.mqtt_password_digest IS NOT NULL`,
+    );
+    return rows.map((r) => ({
+      id: r.id,
+      account: r.account,
+      clientId: r.client_id,
+      username: r.mqtt_username,
+      enabled: r.status === 'ENABLED',
+    }));
+  }
+
+  /** Whether the device may connect (ENABLED); null when it no longer exists. */
+  async isEnabled(id: string): Promise<boolean | null> {
+    const rows: Array<{ status: string }> = await this.dataSource.query(
+      'SELECT status FROM device WHERE id = $1',
+      [id],
+    );
+    return rows[0] ? rows[0].status === 'ENABLED' : null;
   }
 
   /** For the broker: the device holding these MQTT credentials (one indexed lookup). */

@@ -1,11 +1,11 @@
 import { Injectable, OnModuleInit } from '@nestjs/common';
 import { digestEquals } from '../common/secrets';
 import { isOwnMqttClientId, type BrokerIdentity } from '../mqtt/broker-identity';
-import { EmbeddedBroker } from '../mqtt/embedded-broker';
+import { EdgeCredentials } from '../mqtt/edge-credentials';
 import { GatewayRepository } from './gateway.repository';
 
 /**
- * Checks gateway MQTT credentials for the embedded broker, as device credentials are checked:
+ * Checks gateway MQTT credentials for the embedded broker and EMQX's auth hook, as device credentials are checked:
  * one indexed lookup and a SHA-256 compare; the MQTT client id must be `{account}:{name}` or the
  * plain name.
  */
@@ -13,13 +13,27 @@ import { GatewayRepository } from './gateway.repository';
 export class GatewayBrokerAuth implements OnModuleInit {
   constructor(
     private readonly gateways: GatewayRepository,
-    private readonly broker: EmbeddedBroker,
+    private readonly edge: EdgeCredentials,
   ) {}
 
   onModuleInit(): void {
-    this.broker.addAuthenticator((clientId, username, password) =>
+    this.edge.addAuthenticator((clientId, username, password) =>
       this.authenticate(clientId, username, password),
     );
+    // A gateway has no disabled state: while it exists, it may connect.
+    this.edge.addInventory({
+      kind: 'gateway',
+      list: async () =>
+        (await this.gateways.listWithCredentials()).map((g) => ({
+          kind: 'gateway' as const,
+          id: g.id,
+          account: g.account,
+          clientId: g.name,
+          username: g.username,
+          enabled: true,
+        })),
+      isEnabled: async (id) => ((await this.gateways.existsById(id)) ? true : null),
+    });
   }
 
   async authenticate(

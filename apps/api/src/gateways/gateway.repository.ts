@@ -173,6 +173,24 @@ export class GatewayRepository {
     return rows[0].name;
   }
 
+  async existsById(id: string): Promise<boolean> {
+    const rows: unknown[] = await this.dataSource.query('SELECT 1 FROM gateway WHERE id = $1', [id]);
+    return rows.length > 0;
+  }
+
+  /** Every gateway with issued credentials, in all accounts (for an external broker's reconciliation). */
+  async listWithCredentials(): Promise<
+    Array<{ id: string; account: string; name: string; username: string }>
+  > {
+    const rows: Array<{ id: string; account: string; name: string; mqtt_username: string }> =
+      await this.dataSource.query(
+        `SELECT g.id, a.name AS account, g.name, g.mqtt_username
+           FROM gateway g JOIN account a ON a.id = g.scope_id
+          WHERE g.mqtt_username IS NOT NULL AND g.mqtt_password_digest IS NOT NULL`,
+      );
+    return rows.map((r) => ({ id: r.id, account: r.account, name: r.name, username: r.mqtt_username }));
+  }
+
   /** For the embedded broker: the gateway holding these MQTT credentials. */
   async findByMqttUsername(
     username: string,

@@ -24,6 +24,8 @@ export class CloudMqttClient implements OnApplicationBootstrap, BeforeApplicatio
   private client?: MqttClient;
   private readonly subscriptions = new Set<string>();
   private readonly listeners: MqttMessageListener[] = [];
+  /** Settled by the first CONNACK: resolved when accepted, rejected when the broker refuses the cloud. */
+  private firstConnect?: Promise<void>;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -52,6 +54,30 @@ export class CloudMqttClient implements OnApplicationBootstrap, BeforeApplicatio
     this.listeners.push(listener);
   }
 
+  /**
+   * Resolves once connected; rejects when the broker refused the cloud's credentials (CONNACK 4/5),
+   * or after `timeoutMs` without a connection.
+   */
+  async whenConnected(timeoutMs: number): Promise<void> {
+    if (this.client?.connected) return;
+    if (!this.firstConnect) throw new Error('MQTT client not started');
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new Error(`no connection to the MQTT broker at ${this.redactedUrl()} within ${timeoutMs} ms`),
+          ),
+        timeoutMs,
+      );
+    });
+    try {
+      await Promise.race([this.firstConnect, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   async publish(topic: string, payload: Buffer): Promise<void> {
     if (!this.client?.connected) throw new Error('MQTT client not connected');
     await this.client.publishAsync(topic, payload, { qos: 1 });
@@ -73,8 +99,32 @@ export class CloudMqttClient implements OnApplicationBootstrap, BeforeApplicatio
       options.username = this.config.mqttUsername;
       options.password = this.config.mqttPassword;
     }
+    if (this.config.mqttBrokerKind === 'external-open') {
+      this.logger.warn(
+        'MQTT_BROKER_KIND=external-open: the broker at MQTT_URL does not check device or gateway ' +
+          'credentials or topics through this service; anyone who reaches it can speak for any device ' +
+          '(set MQTT_BROKER_KIND=mosquitto-dynsec or emqx, docs/brokers.md)',
+      );
+    }
     const client = disableNagle(connect(this.brokerUrl, options));
     this.client = client;
+    this.firstConnect = new Promise<void>((resolve, reject) => {
+      const onError = (err: Error & { code?: number }) => {
+        // CONNACK 4 (bad user name or password) / 5 (not authorized): retrying will not help.
+        if (err.code === 4 || err.code === 5) {
+          client.off('connect', onConnect);
+          reject(new Error(`the MQTT broker refused the cloud's credentials: ${err.message}`));
+        }
+      };
+      const onConnect = () => {
+        client.off('error', onError);
+        resolve();
+      };
+      client.once('connect', onConnect);
+      client.on('error', onError);
+    });
+    // Observed by whenConnected; a refusal is also logged by the error handler below.
+    this.firstConnect.catch(() => undefined);
     client.on('connect', (connack) => {
       this.logger.log(
         `connected to ${this.redactedUrl()} as ${this.clientId} (session present: ${connack.sessionPresent})`,

@@ -8,13 +8,8 @@ import { deviceMayPublish, deviceMaySubscribe, GATEWAY_APP_ID, VPN_APP_ID } from
 import { PacketLengthGuard, PendingConnections } from './connection-guard';
 import { DeviceMessageLog } from './device-message-log';
 import { BrokerCredentials } from './broker-credentials';
-import {
-  CLOUD_USERNAME,
-  identityId,
-  type BrokerIdentity,
-  type DeviceAuthenticator,
-  type EdgeIdentity,
-} from './broker-identity';
+import { EdgeCredentials } from './edge-credentials';
+import { CLOUD_USERNAME, identityId, type BrokerIdentity, type EdgeIdentity } from './broker-identity';
 
 function authError(message: string, returnCode: AuthenticateError['returnCode']): AuthenticateError {
   const err = new Error(message) as AuthenticateError;
@@ -41,7 +36,6 @@ export class EmbeddedBroker implements OnModuleInit, OnApplicationShutdown {
   private readonly identities = new WeakMap<Client, BrokerIdentity>();
   /** Live connections per device or gateway id, to cut them when credentials change. */
   private readonly edgeClients = new Map<string, Set<Client>>();
-  private readonly authenticators: DeviceAuthenticator[] = [];
   /**
    * Devices and gateways are let in only once the cloud's own client has subscribed: the broker
    * is new on every start (nothing persists in it), so a BIRTH published before the cloud listens
@@ -58,6 +52,7 @@ export class EmbeddedBroker implements OnModuleInit, OnApplicationShutdown {
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     credentials: BrokerCredentials,
+    private readonly edgeCredentials: EdgeCredentials,
   ) {
     // New, disabled or deleted credentials end the live session: the next CONNECT is checked anew.
     credentials.onChange((change) => {
@@ -66,7 +61,7 @@ export class EmbeddedBroker implements OnModuleInit, OnApplicationShutdown {
   }
 
   get enabled(): boolean {
-    return !this.config.mqttUrl;
+    return this.config.mqttBrokerKind === 'embedded';
   }
 
   get url(): string {
@@ -77,11 +72,6 @@ export class EmbeddedBroker implements OnModuleInit, OnApplicationShutdown {
   admitEdgeClients(): void {
     if (!this.edgeAdmitted) this.logger.log('cloud subscribed; devices and gateways admitted');
     this.edgeAdmitted = true;
-  }
-
-  /** The devices and gateways domains register how their credentials are checked; tried in order. */
-  addAuthenticator(fn: DeviceAuthenticator): void {
-    this.authenticators.push(fn);
   }
 
   async onModuleInit(): Promise<void> {
@@ -215,12 +205,8 @@ export class EmbeddedBroker implements OnModuleInit, OnApplicationShutdown {
         ? { kind: 'cloud' }
         : null;
     }
-    let identity: BrokerIdentity | null = null;
-    for (const authenticate of this.authenticators) {
-      identity = await authenticate(client.id, username, password);
-      if (identity) break;
-    }
-    if (!identity || identity.kind === 'cloud') return null;
+    const identity = await this.edgeCredentials.authenticate(client.id, username, password);
+    if (!identity) return null;
     // MQTT client ids are broker-wide: a device or gateway may take over its own session, never
     // the cloud's or that of another identity (e.g. of another account) sharing its client id.
     const current = (this.broker as (Aedes & { clients: Record<string, Client | undefined> }) | undefined)
