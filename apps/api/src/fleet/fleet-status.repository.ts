@@ -28,7 +28,7 @@ export interface FleetCountRow {
 export interface FleetVersionRow {
   max_event_id: string | null;
   max_modified_on: string | null;
-  devices: string;
+  max_removal_id: string | null;
   peers: string;
   peer_serials: string | null;
   max_handshake_on: string | null;
@@ -227,12 +227,13 @@ export class FleetStatusRepository {
   /**
    * What the list's ETag is made of, without reading the page: per account of the scope, the
    * newest device event (lifecycle and VPN status changes; a device's events go with it), the
-   * newest device modification and the number of devices (a deletion lowers it; a creation raises
-   * the newest modification), and its devices' gateway peers: their count and serials (every
-   * change of a peer stamps it with a new, higher serial), newest handshake, and how many
-   * handshakes are still fresh (a device whose MQTT link is down is `connected` only while its
-   * handshake is fresh, so the answer changes with the clock). Traffic counters are left out.
-   * Each part is an index probe per account (migrations/1795600100000-FleetStatus.ts).
+   * newest device modification (a creation raises it) and the newest device removal (a deletion
+   * leaves one, migrations/1795600400000-FleetDeviceRemovals.ts), and its devices' gateway peers:
+   * their count and serials (every change of a peer stamps it with a new, higher serial), newest
+   * handshake, and how many handshakes are still fresh (a device whose MQTT link is down is
+   * `connected` only while its handshake is fresh, so the answer changes with the clock). Traffic
+   * counters are left out. The device parts are index probes per account, O(log n) in the devices
+   * (migrations/1795600100000-FleetStatus.ts); the peer part reads the scope's device peers.
    */
   async version(scope: FleetScope, freshSeconds: number): Promise<FleetVersionRow> {
     const p = new Params();
@@ -240,15 +241,15 @@ export class FleetStatusRepository {
     const rows: FleetVersionRow[] = await this.dataSource.query(
       `SELECT max(ev.max_id)::text AS max_event_id,
               to_char(max(dv.max_modified_on) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') AS max_modified_on,
-              coalesce(sum(dv.n), 0)::text AS devices,
+              max(rm.max_id)::text AS max_removal_id,
               coalesce(sum(gp.n), 0)::text AS peers,
               sum(gp.serials)::text AS peer_serials,
               to_char(max(gp.max_handshake_on) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') AS max_handshake_on,
               coalesce(sum(gp.fresh), 0)::text AS fresh_peers
          FROM account a
          LEFT JOIN LATERAL (SELECT max(e.id) AS max_id FROM device_event e WHERE e.scope_id = a.id) ev ON true
-         LEFT JOIN LATERAL (
-           SELECT max(d.modified_on) AS max_modified_on, count(*) AS n FROM device d WHERE d.scope_id = a.id) dv ON true
+         LEFT JOIN LATERAL (SELECT max(d.modified_on) AS max_modified_on FROM device d WHERE d.scope_id = a.id) dv ON true
+         LEFT JOIN LATERAL (SELECT max(r.id) AS max_id FROM device_removal r WHERE r.scope_id = a.id) rm ON true
          LEFT JOIN LATERAL (
            SELECT count(*) AS n, sum(g.serial) AS serials, max(g.last_handshake_on) AS max_handshake_on,
                   count(*) FILTER (WHERE NOT g.removed
