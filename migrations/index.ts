@@ -6,6 +6,7 @@ import { Hardening1795513469308 } from './1795513469308-Hardening';
 import { FleetStatus1795600100000 } from './1795600100000-FleetStatus';
 import { EventFeed1795600200000 } from './1795600200000-EventFeed';
 import { Webhooks1795600300000 } from './1795600300000-Webhooks';
+import { FleetDeviceRemovals1795600400000 } from './1795600400000-FleetDeviceRemovals';
 
 /**
  * Every migration, in order. A file generated with `npm run migration:generate`
@@ -21,4 +22,5 @@ export const MIGRATIONS: Function[] = [
   FleetStatus1795600100000,
   EventFeed1795600200000,
   Webhooks1795600300000,
+  FleetDeviceRemovals1795600400000,
 ];

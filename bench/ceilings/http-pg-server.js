@@ -27,41 +27,58 @@ const LIST_SQL = `SELECT id, scope_id, client_id, display_name, status, connecti
 
 // The API's unfiltered page statement (apps/api/src/fleet/fleet-status.repository.ts, devicePage,
 // one account): the page is picked from the device index first, then only its devices are joined;
-// the derived view is computed in SQL, and the items are built from it without further logic.
-const FLEET_PAGE_SQL = `WITH pg AS MATERIALIZED (
-    SELECT d.* FROM device d WHERE d.scope_id = $2 ORDER BY d.client_id, d.id OFFSET $3 LIMIT $4)
-SELECT d.id, d.client_id, d.display_name, d.scope_id, d.connection_status, s.reported_on,
-       p.gateway_id, p.last_handshake_on, p.rx_bytes, p.tx_bytes, a.vpn_subnet::text AS vpn_subnet,
-       v.connected, CASE WHEN v.connected THEN s.ip_address ELSE '0.0.0.0' END AS ip_address, v.status, v.status_code
-  FROM pg d
-  JOIN account a ON a.id = d.scope_id
-  LEFT JOIN device_vpn_status s ON s.device_id = d.id
-  LEFT JOIN gateway_peer p ON p.device_id = d.id AND NOT p.removed
-  CROSS JOIN LATERAL (
-    SELECT CASE
-             WHEN s.device_id IS NULL OR NOT s.connected THEN NULL
-             WHEN NOT (d.connection_status = 'CONNECTED'
-                       OR (p.gateway_id IS NOT NULL AND p.last_handshake_on > now() - make_interval(secs => $1)))
-               THEN '220'
-             WHEN d.vpn_public_key IS NOT NULL AND p.gateway_id IS NULL THEN '750'
-           END AS problem) pr
-  CROSS JOIN LATERAL (
-    SELECT (s.device_id IS NOT NULL AND s.connected AND pr.problem IS NULL) AS connected,
-           CASE WHEN s.device_id IS NULL THEN 'idle' WHEN pr.problem IS NOT NULL THEN 'error' ELSE s.status END AS status,
-           CASE WHEN s.device_id IS NULL THEN '000' ELSE COALESCE(pr.problem, s.status_code) END AS status_code) v
- ORDER BY d.client_id, d.id`;
+// the derived view is computed in SQL, and the statement writes the list body's JSON text itself
+// (pageBody), which is sent as it is.
+const FLEET_PAGE_SQL = `SELECT '{"items":[' || coalesce(string_agg('{"deviceId":"' || r.id || '","clientId":' || to_json(r.client_id)::text
+  || ',"displayName":' || to_json(r.display_name)::text || ',"scopeId":"' || r.scope_id
+  || '","connected":' || r.connected || ',"ipAddress":' || to_json(r.ip_address)::text
+  || ',"status":' || to_json(r.status)::text || ',"statusCode":' || to_json(r.status_code)::text
+  || ',"deviceConnection":' || to_json(r.connection_status)::text
+  || ',"reportedOn":' || coalesce('"' || to_char(r.reported_on AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') || '"', 'null')
+  || ',"tunnel":' || CASE WHEN r.gateway_id IS NULL THEN 'null' ELSE
+       '{"gatewayId":"' || r.gateway_id || '","gatewayAddress":"' || host(network(r.vpn_subnet) + 1)
+       || '","lastHandshakeOn":' || coalesce('"' || to_char(r.last_handshake_on AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') || '"', 'null')
+       || ',"rxBytes":' || r.rx_bytes || ',"txBytes":' || r.tx_bytes || '}' END
+  || '}', ',' ORDER BY r.client_id, r.id) FILTER (WHERE r.n <= $4), '')
+  || '],"size":' || count(*) FILTER (WHERE r.n <= $4)
+  || ',"limitExceeded":' || (count(*) > $4) || '}' AS body
+  FROM (SELECT x.*, row_number() OVER (ORDER BY x.client_id, x.id) AS n FROM (
+    WITH pg AS MATERIALIZED (
+      SELECT d.* FROM device d WHERE d.scope_id = $2 ORDER BY d.client_id, d.id OFFSET $3 LIMIT $4 + 1)
+    SELECT d.id, d.client_id, d.display_name, d.scope_id, d.connection_status,
+           v.connected, CASE WHEN v.connected THEN s.ip_address ELSE '0.0.0.0' END AS ip_address,
+           v.status, v.status_code, s.reported_on,
+           p.gateway_id, a.vpn_subnet, p.last_handshake_on, p.rx_bytes, p.tx_bytes
+      FROM pg d
+      JOIN account a ON a.id = d.scope_id
+      LEFT JOIN device_vpn_status s ON s.device_id = d.id
+      LEFT JOIN gateway_peer p ON p.device_id = d.id AND NOT p.removed
+      CROSS JOIN LATERAL (
+        SELECT CASE
+                 WHEN s.device_id IS NULL OR NOT s.connected THEN NULL
+                 WHEN NOT (d.connection_status = 'CONNECTED'
+                           OR (p.gateway_id IS NOT NULL AND p.last_handshake_on > now() - make_interval(secs => $1)))
+                   THEN '220'
+                 WHEN d.vpn_public_key IS NOT NULL AND p.gateway_id IS NULL THEN '750'
+               END AS problem) pr
+      CROSS JOIN LATERAL (
+        SELECT (s.device_id IS NOT NULL AND s.connected AND pr.problem IS NULL) AS connected,
+               CASE WHEN s.device_id IS NULL THEN 'idle' WHEN pr.problem IS NOT NULL THEN 'error' ELSE s.status END AS status,
+               CASE WHEN s.device_id IS NULL THEN '000' ELSE COALESCE(pr.problem, s.status_code) END AS status_code) v) x) r`;
 
-// The API's ETag probe (FleetStatusRepository.version), one account.
+// The API's ETag probe (FleetStatusRepository.version), one account: index probes for the device
+// parts (the newest event, modification and removal), the scope's device peers for the rest.
 const FLEET_VERSION_SQL = `SELECT max(ev.max_id)::text AS max_event_id,
        to_char(max(dv.max_modified_on) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') AS max_modified_on,
-       coalesce(sum(dv.n), 0)::text AS devices, coalesce(sum(gp.n), 0)::text AS peers,
+       max(rm.max_id)::text AS max_removal_id,
+       coalesce(sum(gp.n), 0)::text AS peers,
        sum(gp.serials)::text AS peer_serials,
        to_char(max(gp.max_handshake_on) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') AS max_handshake_on,
        coalesce(sum(gp.fresh), 0)::text AS fresh_peers
   FROM account a
   LEFT JOIN LATERAL (SELECT max(e.id) AS max_id FROM device_event e WHERE e.scope_id = a.id) ev ON true
-  LEFT JOIN LATERAL (
-    SELECT max(d.modified_on) AS max_modified_on, count(*) AS n FROM device d WHERE d.scope_id = a.id) dv ON true
+  LEFT JOIN LATERAL (SELECT max(d.modified_on) AS max_modified_on FROM device d WHERE d.scope_id = a.id) dv ON true
+  LEFT JOIN LATERAL (SELECT max(r.id) AS max_id FROM device_removal r WHERE r.scope_id = a.id) rm ON true
   LEFT JOIN LATERAL (
     SELECT count(*) AS n, sum(g.serial) AS serials, max(g.last_handshake_on) AS max_handshake_on,
            count(*) FILTER (WHERE NOT g.removed AND g.last_handshake_on > now() - make_interval(secs => $1)) AS fresh
@@ -151,7 +168,8 @@ async function fleetEtag(offset, limit) {
 /**
  * GET /v1/_/vpn/status: without If-None-Match, the page statement alone (no ETag probe; the
  * answer carries the ETag of the probe only when asked with `?etag=1`, to collect them); with
- * If-None-Match, the probe and 304 (or the page when it does not match).
+ * If-None-Match, the probe and 304 (or the page when it does not match). The page's body is the
+ * statement's JSON text, as the API sends it.
  */
 async function fleetStatus(req, query, res) {
   const offset = Number(query.get('offset') ?? 0);
@@ -165,31 +183,15 @@ async function fleetStatus(req, query, res) {
       return res.end();
     }
   }
-  const { rows } = await pool.query(FLEET_PAGE_SQL, [freshSeconds, scopeId, offset, limit + 1]);
-  const limitExceeded = rows.length > limit;
-  const items = (limitExceeded ? rows.slice(0, limit) : rows).map((r) => ({
-    deviceId: r.id,
-    clientId: r.client_id,
-    displayName: r.display_name,
-    scopeId: r.scope_id,
-    connected: r.connected,
-    ipAddress: r.ip_address,
-    status: r.status,
-    statusCode: r.status_code,
-    deviceConnection: r.connection_status,
-    reportedOn: r.reported_on,
-    tunnel: r.gateway_id
-      ? {
-          gatewayId: r.gateway_id,
-          gatewayAddress: r.vpn_subnet.split('/')[0],
-          lastHandshakeOn: r.last_handshake_on,
-          rxBytes: Number(r.rx_bytes ?? 0),
-          txBytes: Number(r.tx_bytes ?? 0),
-        }
-      : null,
-  }));
-  if (etag) res.setHeader('etag', etag);
-  send(res, 200, { items, size: items.length, limitExceeded });
+  const { rows } = await pool.query(FLEET_PAGE_SQL, [freshSeconds, scopeId, offset, limit]);
+  const json = rows[0].body;
+  const headers = {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(json),
+  };
+  if (etag) headers.etag = etag;
+  res.writeHead(200, headers);
+  res.end(json);
 }
 
 /**

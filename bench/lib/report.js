@@ -190,8 +190,9 @@ stopped at the end, also on Ctrl-C. A fresh database is created per run and drop
   ${results.settings.fleetBatch}; "up" = every agent's BIRTH acknowledged and every device \`CONNECTED\` in the database.
 - Devices are created through the REST API (create + credentials, 20 at a time), not in SQL.
 - Fleet status: \`GET /v1/_/vpn/status?limit=500&offset=…\` over every page, 10 connections; every device
-  first gets a VPN status in SQL. Second row: the same pages with \`If-None-Match\` (304). Ceilings: the
-  API's page statement alone with the same JSON, and its ETag probe statement answering 304.
+  first gets a VPN status in SQL, then the tables are vacuumed and analysed. Second row: the same pages
+  with \`If-None-Match\` (304). Ceilings: the API's page statement alone (it writes the JSON; the same
+  bytes as ours), and its ETag probe statement answering 304.
 - SSE fan-out: 50 subscribers on \`GET /v1/_/vpn/events\` while simulated devices publish about 1,000
   status changes/s over MQTT (the real ingest path); lag = the event's \`occurredOn\` → arrival; every
   subscriber must get every event once, in order. Ceiling: the same subscribers on a bare SSE tail of

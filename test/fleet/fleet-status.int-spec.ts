@@ -12,7 +12,7 @@ import {
 import { createAccount, createTenant, createUser, type AccountBody, type Tenant } from '../support/factories';
 import { bearer, expectError, login } from '../support/http';
 import { startTestApi, type TestApi } from '../support/test-api';
-import { SimDevice } from '../gateways/gateway-fixtures';
+import { createDeviceIn, SimDevice, startGateway } from '../gateways/gateway-fixtures';
 
 interface FleetItem extends VpnStatusBody {
   deviceId: string;
@@ -166,6 +166,83 @@ describe('fleet status (GET /v1/{scopeId}/vpn/status and /vpn/summary)', () => {
       deviceConnection: 'NEVER_CONNECTED',
       reportedOn: null,
     });
+  });
+
+  it('should send the documented JSON: the keys in order, no whitespace, dates as ISO strings with ms', async () => {
+    const queries: Array<Record<string, string | number | boolean>> = [
+      {},
+      { askTotalCount: true, limit: 2 },
+      { connected: false, askTotalCount: true },
+    ];
+    for (const query of queries) {
+      const res = await fleet(query);
+      expect(res.status).toBe(200);
+      expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+      // The page statement writes the body: byte for byte what JSON.stringify makes of the same value.
+      expect(res.text).toBe(JSON.stringify(res.body));
+      const body = res.body as FleetPage;
+      expect(Object.keys(body)).toEqual(
+        query.askTotalCount
+          ? ['items', 'size', 'limitExceeded', 'totalCount']
+          : ['items', 'size', 'limitExceeded'],
+      );
+      for (const item of body.items) {
+        expect(Object.keys(item)).toEqual([
+          'deviceId',
+          'clientId',
+          'displayName',
+          'scopeId',
+          'connected',
+          'ipAddress',
+          'status',
+          'statusCode',
+          'deviceConnection',
+          'reportedOn',
+          'tunnel',
+        ]);
+        expect(typeof item.connected).toBe('boolean');
+        if (item.reportedOn !== null) expect(new Date(item.reportedOn).toISOString()).toBe(item.reportedOn);
+      }
+    }
+    const all = await page({ askTotalCount: true, limit: 2 });
+    expect(all).toMatchObject({ size: 2, limitExceeded: true, totalCount: 5 });
+    expect(await page({ offset: 100, askTotalCount: true })).toEqual({
+      items: [],
+      size: 0,
+      limitExceeded: false,
+      totalCount: 5,
+    });
+  });
+
+  it("should show a device's tunnel on its gateway as the single status does, in the same JSON", async () => {
+    const t = await createTenant(api, rootToken);
+    const { gateway, fake } = await startGateway(api, t.admin.token);
+    try {
+      const device = await createDeviceIn(api, t.admin.token, '_');
+      const sim = await SimDevice.start(api, t.admin.token, '_', device, t.account.name, {});
+      sims.push(sim);
+      const connect = await request(api.url)
+        .post(`/v1/_/devices/${device.id}/vpn/_connect`)
+        .query({ timeout: 10_000 })
+        .set(bearer(t.admin.token));
+      expect(connect.status).toBe(200);
+      const single = await getVpnStatus(api, t.admin.token, '_', device.id);
+      expect(single.tunnel).toMatchObject({ gatewayId: gateway.id });
+      const res = await fleet({}, '_', t.admin.token);
+      expect(res.status).toBe(200);
+      expect(res.text).toBe(JSON.stringify(res.body));
+      expect((res.body as FleetPage).items).toEqual([
+        {
+          deviceId: device.id,
+          clientId: device.clientId,
+          displayName: device.displayName,
+          scopeId: t.account.id,
+          ...single,
+        },
+      ]);
+    } finally {
+      await fake.close();
+    }
   });
 
   it('should filter by deviceConnection, connected, status and statusCode, as the items show them', async () => {
@@ -352,9 +429,11 @@ describe('fleet status (GET /v1/{scopeId}/vpn/status and /vpn/summary)', () => {
       expect((await del(created.id)).status).toBe(204);
       const afterDelete = await etagOf();
       expect(afterDelete).not.toBe(afterCreate);
-      // Nothing of the deleted device is left: the list (and so its validator) is as before.
-      expect(afterDelete).toBe(before);
+      // The deletion is recorded (device_removal), not counted: the list is as before, its validator
+      // is new (a weak validator may change without the page changing, never the other way round).
+      expect(afterDelete).not.toBe(before);
       expect((await conditional(afterCreate)).status).toBe(200);
+      expect((await conditional(afterDelete)).status).toBe(304);
 
       // A deletion of a device that is not the newest, then a creation: same count as before.
       const old = await createDevice(api, token, '_', {

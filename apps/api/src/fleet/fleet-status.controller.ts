@@ -43,14 +43,16 @@ export class FleetStatusController {
     @Query() query: FleetStatusQueryDto,
     @Headers('if-none-match') ifNoneMatch: string | undefined,
     @Res({ passthrough: true }) res: Response,
-  ): Promise<FleetStatusListDto | undefined> {
+  ): Promise<string | undefined> {
     const page = await this.fleet.list(scope, query, ifNoneMatch);
     res.setHeader('ETag', page.etag);
     if (page.notModified) {
       res.status(304);
       return undefined;
     }
-    return page.body;
+    // The body is FleetStatusListDto's JSON, written by the page statement: sent as it is.
+    res.setHeader('Content-Type', 'application/json; charset=utf-8');
+    return page.json;
   }
 
   @Get('summary')

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { StatusCodes } from '@app/protocol';
+import { DISCONNECTED_IP, StatusCodes } from '@app/protocol';
 
 /** The devices a fleet read covers: one account, or an account and its whole subtree. */
 export interface FleetScope {
@@ -17,29 +17,6 @@ export interface FleetFilters {
   statusCode?: string[];
 }
 
-export interface FleetStatusRow {
-  id: string;
-  client_id: string;
-  display_name: string;
-  scope_id: string;
-  connection_status: string;
-  keyed: boolean;
-  reported: boolean;
-  r_connected: boolean | null;
-  ip_address: string | null;
-  r_status: string | null;
-  r_status_code: string | null;
-  reported_on: Date | null;
-  gateway_id: string | null;
-  vpn_subnet: string;
-  last_handshake_on: Date | null;
-  rx_bytes: string | null;
-  tx_bytes: string | null;
-  /** The statement's clock: the view is derived with it, so filters and items agree. */
-  now: Date;
-  total?: number | null;
-}
-
 export interface FleetCountRow {
   connection_status: string;
   connected: boolean;
@@ -51,7 +28,7 @@ export interface FleetCountRow {
 export interface FleetVersionRow {
   max_event_id: string | null;
   max_modified_on: string | null;
-  devices: string;
+  max_removal_id: string | null;
   peers: string;
   peer_serials: string | null;
   max_handshake_on: string | null;
@@ -73,10 +50,50 @@ const FROM_PAGE = `FROM pg d
   LEFT JOIN device_vpn_status s ON s.device_id = d.id
   LEFT JOIN gateway_peer p ON p.device_id = d.id AND NOT p.removed`;
 
+/**
+ * What an item is made of, with the derived view (`v`, below) already applied: the same values as
+ * the single-device status read (VpnService.status → toVpnStatusDto), so an item equals that answer.
+ */
 const COLUMNS = `d.id, d.client_id, d.display_name, d.scope_id, d.connection_status,
-  d.vpn_public_key IS NOT NULL AS keyed, s.device_id IS NOT NULL AS reported,
-  s.connected AS r_connected, s.ip_address, s.status AS r_status, s.status_code AS r_status_code, s.reported_on,
-  p.gateway_id, a.vpn_subnet::text AS vpn_subnet, p.last_handshake_on, p.rx_bytes, p.tx_bytes, now() AS now`;
+  v.connected, CASE WHEN v.connected THEN s.ip_address ELSE '${DISCONNECTED_IP}' END AS ip_address,
+  v.status, v.status_code, s.reported_on,
+  p.gateway_id, a.vpn_subnet, p.last_handshake_on, p.rx_bytes, p.tx_bytes`;
+
+/** A timestamptz as JSON, exactly as `JSON.stringify(date)` writes it (UTC, milliseconds, `Z`). */
+const jsonTime = (col: string) =>
+  `coalesce('"' || to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') || '"', 'null')`;
+
+/**
+ * One item of the page as JSON text, from a row of COLUMNS (`r`): the keys in the order and the
+ * form `JSON.stringify` gives the FleetStatusItemDto (no whitespace, strings escaped by `to_json`,
+ * which escapes as JSON.stringify does), so the page body is built in the statement and sent as it
+ * is instead of parsing 500 rows into objects and serialising them again. The gateway's address is
+ * the first host of the account's subnet (firstHostAddress).
+ */
+const ITEM_JSON = `'{"deviceId":"' || r.id || '","clientId":' || to_json(r.client_id)::text
+  || ',"displayName":' || to_json(r.display_name)::text || ',"scopeId":"' || r.scope_id
+  || '","connected":' || r.connected || ',"ipAddress":' || to_json(r.ip_address)::text
+  || ',"status":' || to_json(r.status)::text || ',"statusCode":' || to_json(r.status_code)::text
+  || ',"deviceConnection":' || to_json(r.connection_status)::text || ',"reportedOn":' || ${jsonTime('r.reported_on')}
+  || ',"tunnel":' || CASE WHEN r.gateway_id IS NULL THEN 'null' ELSE
+       '{"gatewayId":"' || r.gateway_id || '","gatewayAddress":"' || host(network(r.vpn_subnet) + 1)
+       || '","lastHandshakeOn":' || ${jsonTime('r.last_handshake_on')}
+       || ',"rxBytes":' || r.rx_bytes || ',"txBytes":' || r.tx_bytes || '}' END
+  || '}'`;
+
+/**
+ * The list body (`{"items":[…],"size":…,"limitExceeded":…[,"totalCount":…]}`, the shape of
+ * toListResult) around a page of at most `limit` + 1 rows of COLUMNS, ordered by client id then
+ * id: the extra row only tells that more exist.
+ */
+function pageBody(pageRows: string, limit: string, total: string | null): string {
+  const totalPart = total ? ` || ',"totalCount":' || (${total})` : '';
+  return `SELECT '{"items":[' || coalesce(string_agg(${ITEM_JSON}, ',' ORDER BY r.client_id, r.id)
+                                  FILTER (WHERE r.n <= ${limit}), '')
+           || '],"size":' || count(*) FILTER (WHERE r.n <= ${limit})
+           || ',"limitExceeded":' || (count(*) > ${limit})${totalPart} || '}' AS body
+      FROM (SELECT x.*, row_number() OVER (ORDER BY x.client_id, x.id) AS n FROM (${pageRows}) x) r`;
+}
 
 /**
  * The derived view in SQL, exactly as toVpnStatusDto derives it (vpn-status.view.ts), so filters
@@ -138,32 +155,28 @@ export class FleetStatusRepository {
   constructor(private readonly dataSource: DataSource) {}
 
   /**
-   * One page, ordered by client id then id (stable under inserts elsewhere in the list); limit + 1
-   * rows so the caller can tell whether more exist. With `withTotal` the count of all matching
-   * devices comes in the same statement (`total` on every row; one row with a null id when the
-   * page is empty).
+   * One page, ordered by client id then id (stable under inserts elsewhere in the list), as the
+   * JSON text of the list body (pageBody). With `withTotal` the count of all matching devices comes
+   * in the same statement.
    */
   async page(
     scope: FleetScope,
     filters: FleetFilters,
     page: { offset: number; limit: number; withTotal: boolean },
     freshSeconds: number,
-  ): Promise<FleetStatusRow[]> {
+  ): Promise<string> {
     const derivedFilter =
       filters.connected !== undefined || !!filters.status?.length || !!filters.statusCode?.length;
-    if (!derivedFilter) return this.devicePage(scope, filters, page);
+    if (!derivedFilter) return this.devicePage(scope, filters, page, freshSeconds);
     const p = new Params();
     const fresh = p.add(freshSeconds);
     const where = [scopeCondition(scope, p), ...filterConditions(filters, p)].join(' AND ');
     const offset = p.add(page.offset);
-    const limit = p.add(page.limit + 1);
+    const limit = p.add(page.limit);
     const matching = `SELECT ${COLUMNS} ${FROM} ${derived(fresh)} WHERE ${where}`;
-    const sql = page.withTotal
-      ? `WITH m AS (${matching})
-         SELECT pg.*, c.total FROM (SELECT count(*)::int AS total FROM m) c
-           LEFT JOIN LATERAL (SELECT * FROM m ORDER BY client_id, id OFFSET ${offset} LIMIT ${limit}) pg ON true`
-      : `${matching} ORDER BY d.client_id, d.id OFFSET ${offset} LIMIT ${limit}`;
-    return this.dataSource.query(sql, p.values);
+    const rows = `SELECT * FROM m ORDER BY client_id, id OFFSET ${offset} LIMIT ${limit} + 1`;
+    const sql = `WITH m AS (${matching}) ${pageBody(rows, limit, page.withTotal ? 'SELECT count(*) FROM m' : null)}`;
+    return this.body(sql, p.values);
   }
 
   /**
@@ -176,22 +189,26 @@ export class FleetStatusRepository {
     scope: FleetScope,
     filters: FleetFilters,
     page: { offset: number; limit: number; withTotal: boolean },
-  ): Promise<FleetStatusRow[]> {
+    freshSeconds: number,
+  ): Promise<string> {
     const p = new Params();
+    const fresh = p.add(freshSeconds);
     const conditions = [deviceScopeCondition(scope, p)];
     if (filters.deviceConnection?.length)
       conditions.push(`d.connection_status = ANY(${p.add(filters.deviceConnection)}::text[])`);
     const where = conditions.join(' AND ');
     const offset = p.add(page.offset);
-    const limit = p.add(page.limit + 1);
-    const items = `WITH pg AS MATERIALIZED (
-        SELECT d.* FROM device d WHERE ${where} ORDER BY d.client_id, d.id OFFSET ${offset} LIMIT ${limit})
-      SELECT ${COLUMNS} ${FROM_PAGE}`;
-    const sql = page.withTotal
-      ? `SELECT x.*, c.total FROM (SELECT count(*)::int AS total FROM device d WHERE ${where}) c
-           LEFT JOIN LATERAL (${items}) x ON true ORDER BY x.client_id, x.id`
-      : `${items} ORDER BY d.client_id, d.id`;
-    return this.dataSource.query(sql, p.values);
+    const limit = p.add(page.limit);
+    const rows = `WITH pg AS MATERIALIZED (
+        SELECT d.* FROM device d WHERE ${where} ORDER BY d.client_id, d.id OFFSET ${offset} LIMIT ${limit} + 1)
+      SELECT ${COLUMNS} ${FROM_PAGE} ${derived(fresh)}`;
+    const total = page.withTotal ? `SELECT count(*) FROM device d WHERE ${where}` : null;
+    return this.body(pageBody(rows, limit, total), p.values);
+  }
+
+  private async body(sql: string, params: unknown[]): Promise<string> {
+    const rows: Array<{ body: string }> = await this.dataSource.query(sql, params);
+    return rows[0].body;
   }
 
   /** Devices of the scope grouped by link state, derived `connected`, `status` and `statusCode`. */
@@ -210,12 +227,13 @@ export class FleetStatusRepository {
   /**
    * What the list's ETag is made of, without reading the page: per account of the scope, the
    * newest device event (lifecycle and VPN status changes; a device's events go with it), the
-   * newest device modification and the number of devices (a deletion lowers it; a creation raises
-   * the newest modification), and its devices' gateway peers: their count and serials (every
-   * change of a peer stamps it with a new, higher serial), newest handshake, and how many
-   * handshakes are still fresh (a device whose MQTT link is down is `connected` only while its
-   * handshake is fresh, so the answer changes with the clock). Traffic counters are left out.
-   * Each part is an index probe per account (migrations/1795600100000-FleetStatus.ts).
+   * newest device modification (a creation raises it) and the newest device removal (a deletion
+   * leaves one, migrations/1795600400000-FleetDeviceRemovals.ts), and its devices' gateway peers:
+   * their count and serials (every change of a peer stamps it with a new, higher serial), newest
+   * handshake, and how many handshakes are still fresh (a device whose MQTT link is down is
+   * `connected` only while its handshake is fresh, so the answer changes with the clock). Traffic
+   * counters are left out. The device parts are index probes per account, O(log n) in the devices
+   * (migrations/1795600100000-FleetStatus.ts); the peer part reads the scope's device peers.
    */
   async version(scope: FleetScope, freshSeconds: number): Promise<FleetVersionRow> {
     const p = new Params();
@@ -223,15 +241,15 @@ export class FleetStatusRepository {
     const rows: FleetVersionRow[] = await this.dataSource.query(
       `SELECT max(ev.max_id)::text AS max_event_id,
               to_char(max(dv.max_modified_on) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') AS max_modified_on,
-              coalesce(sum(dv.n), 0)::text AS devices,
+              max(rm.max_id)::text AS max_removal_id,
               coalesce(sum(gp.n), 0)::text AS peers,
               sum(gp.serials)::text AS peer_serials,
               to_char(max(gp.max_handshake_on) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') AS max_handshake_on,
               coalesce(sum(gp.fresh), 0)::text AS fresh_peers
          FROM account a
          LEFT JOIN LATERAL (SELECT max(e.id) AS max_id FROM device_event e WHERE e.scope_id = a.id) ev ON true
-         LEFT JOIN LATERAL (
-           SELECT max(d.modified_on) AS max_modified_on, count(*) AS n FROM device d WHERE d.scope_id = a.id) dv ON true
+         LEFT JOIN LATERAL (SELECT max(d.modified_on) AS max_modified_on FROM device d WHERE d.scope_id = a.id) dv ON true
+         LEFT JOIN LATERAL (SELECT max(r.id) AS max_id FROM device_removal r WHERE r.scope_id = a.id) rm ON true
          LEFT JOIN LATERAL (
            SELECT count(*) AS n, sum(g.serial) AS serials, max(g.last_handshake_on) AS max_handshake_on,
                   count(*) FILTER (WHERE NOT g.removed

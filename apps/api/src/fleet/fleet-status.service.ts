@@ -1,23 +1,17 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { createHash } from 'node:crypto';
-import { firstHostAddress, VPN_STATUSES } from '@app/protocol';
+import { VPN_STATUSES } from '@app/protocol';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import type { RequestScope } from '../auth/principal';
-import { toListResult } from '../common/list';
 import { CONNECTION_STATUSES } from '../devices/device.entity';
-import { toVpnStatusDto } from '../vpn/vpn-status.view';
-import type {
-  FleetScopeQueryDto,
-  FleetStatusItemDto,
-  FleetStatusListDto,
-  FleetStatusQueryDto,
-  FleetSummaryDto,
-} from './dto/fleet-status.dto';
-import { FleetStatusRepository, type FleetScope, type FleetStatusRow } from './fleet-status.repository';
+import type { FleetScopeQueryDto, FleetStatusQueryDto, FleetSummaryDto } from './dto/fleet-status.dto';
+import { FleetStatusRepository, type FleetScope } from './fleet-status.repository';
 
 /** The answer to a conditional list read: the page, or only its validator when the caller has it. */
 export type FleetStatusPage =
-  { etag: string; notModified: true } | { etag: string; notModified: false; body: FleetStatusListDto };
+  | { etag: string; notModified: true }
+  /** `json`: the list body (FleetStatusListDto) as JSON text, built by the page statement. */
+  | { etag: string; notModified: false; json: string };
 
 const sorted = (values: string[] | undefined): string[] | null =>
   values?.length ? [...new Set(values)].sort() : null;
@@ -52,15 +46,13 @@ export class FleetStatusService {
       status: q.status,
       statusCode: q.statusCode,
     };
-    const rows = await this.repo.page(
+    const json = await this.repo.page(
       fleet,
       filters,
       { offset: q.offset, limit: q.limit, withTotal: q.askTotalCount },
       this.config.vpnHandshakeFreshSeconds,
     );
-    const total = q.askTotalCount ? (rows[0]?.total ?? 0) : undefined;
-    const pageRows = rows.filter((r) => r.id !== null);
-    return { etag, notModified: false, body: toListResult(pageRows, q, (r) => this.toItem(r), total) };
+    return { etag, notModified: false, json };
   }
 
   async summary(scope: RequestScope, q: FleetScopeQueryDto): Promise<FleetSummaryDto> {
@@ -117,40 +109,5 @@ export class FleetStatusService {
       .digest('base64url')
       .slice(0, 27);
     return `W/"${digest}"`;
-  }
-
-  private toItem(r: FleetStatusRow): FleetStatusItemDto {
-    const status = toVpnStatusDto({
-      deviceConnection: r.connection_status,
-      reported: r.reported
-        ? {
-            connected: r.r_connected ?? false,
-            ipAddress: r.ip_address ?? '',
-            status: r.r_status ?? 'idle',
-            statusCode: r.r_status_code ?? '000',
-            reportedOn: r.reported_on as Date,
-          }
-        : null,
-      tunnel: r.gateway_id
-        ? {
-            gatewayId: r.gateway_id,
-            gatewayAddress: firstHostAddress(r.vpn_subnet).split('/')[0],
-            lastHandshakeOn: r.last_handshake_on,
-            rxBytes: Number(r.rx_bytes ?? 0),
-            txBytes: Number(r.tx_bytes ?? 0),
-          }
-        : null,
-      needsGateway: r.keyed,
-      freshSeconds: this.config.vpnHandshakeFreshSeconds,
-      // The statement's clock, which the SQL filters used: an item never contradicts its filter.
-      now: r.now.getTime(),
-    });
-    return {
-      deviceId: r.id,
-      clientId: r.client_id,
-      displayName: r.display_name,
-      scopeId: r.scope_id,
-      ...status,
-    };
   }
 }
