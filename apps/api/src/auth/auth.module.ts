@@ -7,6 +7,7 @@ import { UsersModule } from '../users/users.module';
 import { AuthController } from './auth.controller';
 import { AuthGuard } from './auth.guard';
 import { AuthService } from './auth.service';
+import { LoginFailuresRepository } from './login-failures.repository';
 import { LoginThrottle } from './login-throttle';
 import { TokenPurger } from './token-purger';
 import { TokenService } from './token.service';
@@ -29,7 +30,7 @@ import { TokensModule } from './tokens.module';
     }),
   ],
   controllers: [AuthController],
-  providers: [TokenService, AuthService, LoginThrottle, AuthGuard, TokenPurger],
+  providers: [TokenService, AuthService, LoginThrottle, LoginFailuresRepository, AuthGuard, TokenPurger],
   exports: [TokenService, AuthGuard, AuthService],
 })
 export class AuthModule {}
