@@ -2,6 +2,7 @@ import { createSecretKey } from 'node:crypto';
 import { Module } from '@nestjs/common';
 import { JwtModule } from '@nestjs/jwt';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
+import { AccountsModule } from '../accounts/accounts.module';
 import { ApiKeysModule } from '../apikeys/api-keys.module';
 import { UsersModule } from '../users/users.module';
 import { AuthController } from './auth.controller';
@@ -15,6 +16,7 @@ import { TokensModule } from './tokens.module';
 
 @Module({
   imports: [
+    AccountsModule,
     TokensModule,
     UsersModule,
     ApiKeysModule,

@@ -94,7 +94,8 @@ export class LoginThrottle {
       const counter = counters.find((c) => c.key.equals(row.key));
       if (!counter) continue;
       if (counter.isUser) userCounted = true;
-      if (row.failures >= counter.limit) retryAfter = Math.max(retryAfter, Math.ceil(row.remainingSeconds), 1);
+      if (row.failures >= counter.limit)
+        retryAfter = Math.max(retryAfter, Math.ceil(row.remainingSeconds), 1);
     }
     if (retryAfter > 0) {
       throw new AppError('RATE_LIMITED', 'Too many failed attempts', `Try again in ${retryAfter} s`, {

@@ -57,7 +57,12 @@ describe('EventStreamTicketsRepository', () => {
     expect(await left(expired)).toBe(0);
 
     const orphan = randomBytes(32);
-    await repo.insert({ digest: orphan, tokenId: randomUUID(), scopeId: randomUUID(), expiresOn: inAMinute() });
+    await repo.insert({
+      digest: orphan,
+      tokenId: randomUUID(),
+      scopeId: randomUUID(),
+      expiresOn: inAMinute(),
+    });
     expect(await repo.redeem(orphan)).toMatchObject({ fresh: true, scopePath: null });
   });
 
