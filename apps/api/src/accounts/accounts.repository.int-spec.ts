@@ -45,6 +45,13 @@ describe('AccountsRepository', () => {
       expect(await repo.findVisible(root.path, randomUUID())).toBeNull();
     });
 
+    it("should answer an account's path, and null for an unknown account", async () => {
+      const root = await db.account();
+      const tenant = await db.account({ parent: root });
+      expect(await repo.pathOf(tenant.id)).toBe(tenant.path);
+      expect(await repo.pathOf(randomUUID())).toBeNull();
+    });
+
     it('should not update an account of another tenant, and report it as not found', async () => {
       const root = await db.account();
       const a = await db.account({ parent: root });

@@ -61,6 +61,19 @@ export class AccountsRepository {
   }
 
   /**
+   * The account's materialised path; null when there is no such account. The guard checks with it
+   * that a requested scope lies in the caller's subtree, on every scoped request that names
+   * another account than the caller's own: one primary-key lookup.
+   */
+  async pathOf(id: string): Promise<string | null> {
+    const rows: Array<{ path: string }> = await this.accounts.query(
+      'SELECT path FROM account WHERE id = $1',
+      [id],
+    );
+    return rows[0]?.path ?? null;
+  }
+
+  /**
    * Locks the account row for the rest of the transaction and returns its subnet; null when there
    * is no such account. Creations that must not race within one account (devices and gateways
    * sharing a namespace, tunnel addresses, quotas) all take this lock first.

@@ -8,7 +8,7 @@ import type { Role } from '../auth/roles';
  * digest (compared in constant time) is enough; it is shown once, at creation.
  */
 @Entity('api_key')
-/** Finds the keys a user or key created, to delete them with it (api-key-creator.ts). */
+/** Finds the keys a user or key created, to delete them with it (ApiKeysRepository.deleteCreatedBy). */
 @Index('api_key_created_by_idx', ['createdBy'])
 @Check('api_key_role_valid', `"role" IN ('admin', 'operator', 'viewer')`)
 export class ApiKey extends ScopedEntity {

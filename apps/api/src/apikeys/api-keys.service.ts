@@ -8,8 +8,8 @@ import { actorId, type Principal } from '../auth/principal';
 import { roleWithin } from '../auth/roles';
 import { digest, generateSecret } from '../common/secrets';
 import { TokensRepository } from '../auth/tokens.repository';
-import { deleteApiKeysCreatedBy } from './api-key-creator';
 import { ApiKey } from './api-key.entity';
+import { ApiKeysRepository } from './api-keys.repository';
 import { formatApiKey } from './api-key.format';
 import {
   toApiKeyDto,
@@ -24,6 +24,7 @@ export class ApiKeysService {
   constructor(
     @InjectRepository(ApiKey) private readonly keys: Repository<ApiKey>,
     private readonly tokens: TokensRepository,
+    private readonly keyRows: ApiKeysRepository,
   ) {}
 
   async list(scopeId: string, q: ApiKeyListQueryDto): Promise<ListResult<ApiKeyDto>> {
@@ -66,7 +67,7 @@ export class ApiKeysService {
     await this.keys.manager.transaction(async (em) => {
       const result = await em.getRepository(ApiKey).delete({ scopeId, id });
       if (!result.affected) throw AppError.notFound('API key', `No API key ${id} in this scope`);
-      await deleteApiKeysCreatedBy(em, id);
+      await this.tokens.revokeAllOfApiKeys(await this.keyRows.deleteCreatedBy(em, id), em);
       await this.tokens.revokeAllOf({ apiKeyId: id }, em);
     });
   }

@@ -148,6 +148,25 @@ describe('Authentication repositories', () => {
       expect(await tokens.liveRoles([])).toEqual(new Map());
     });
 
+    it('should revoke every live token of the given API keys and no other token', async () => {
+      const account = await createAccount();
+      const userId = await createUser(account.id);
+      const doomed = await createApiKey(account.id, userId);
+      const kept = await createApiKey(account.id, userId);
+      const doomedTokens = [
+        await issue({ apiKeyId: doomed }, account.id),
+        await issue({ apiKeyId: doomed }, account.id),
+      ];
+      const keptToken = await issue({ apiKeyId: kept }, account.id);
+      const userToken = await issue({ userId }, account.id);
+
+      await tokens.revokeAllOfApiKeys([]);
+      await ds.transaction((em) => tokens.revokeAllOfApiKeys([doomed], em));
+      for (const id of doomedTokens) expect((await tokens.findPrincipal(id))?.revokedOn).toBeInstanceOf(Date);
+      expect((await tokens.findPrincipal(keptToken))?.revokedOn).toBeNull();
+      expect((await tokens.findPrincipal(userToken))?.revokedOn).toBeNull();
+    });
+
     it('should lock an unrevoked token for rotation and not find it once revoked', async () => {
       const account = await createAccount();
       const userId = await createUser(account.id);
@@ -182,12 +201,6 @@ describe('Authentication repositories', () => {
         [[live, revokedLive, refreshable, ...dead]],
       );
       expect(left.map((r) => r.id).sort()).toEqual([live, revokedLive, refreshable].sort());
-    });
-
-    it("should answer an account's path, and null for an unknown account", async () => {
-      const account = await createAccount();
-      expect(await tokens.accountPath(account.id)).toBe(account.path);
-      expect(await tokens.accountPath(randomUUID())).toBeNull();
     });
   });
 
@@ -230,6 +243,40 @@ describe('Authentication repositories', () => {
       const on = new Date('2026-01-02T03:04:05Z');
       await apiKeys.markUsed(keyId, on);
       expect((await ds.getRepository(ApiKey).findOneByOrFail({ id: keyId })).lastUsedOn).toEqual(on);
+    });
+
+    it('should delete the keys a creator made, and the keys those made, and nothing else', async () => {
+      const account = await createAccount();
+      const other = await createAccount();
+      const userId = await createUser(account.id);
+      const bystander = await createUser(other.id);
+      const key = await createApiKey(account.id, userId);
+      const child = await createApiKey(account.id, key);
+      const grandchild = await createApiKey(account.id, child);
+      const unrelated = await createApiKey(account.id, randomUUID());
+      const othersKey = await createApiKey(other.id, bystander);
+
+      const deleted = await ds.transaction((em) => apiKeys.deleteCreatedBy(em, userId));
+      expect(deleted.sort()).toEqual([key, child, grandchild].sort());
+      const left: Array<{ id: string }> = await ds.query(
+        'SELECT id FROM api_key WHERE id = ANY($1::uuid[])',
+        [[key, child, grandchild, unrelated, othersKey]],
+      );
+      expect(left.map((r) => r.id).sort()).toEqual([unrelated, othersKey].sort());
+      expect(await ds.transaction((em) => apiKeys.deleteCreatedBy(em, userId))).toEqual([]);
+    });
+
+    it('should delete nothing when the creator deletion rolls back', async () => {
+      const account = await createAccount();
+      const userId = await createUser(account.id);
+      const key = await createApiKey(account.id, userId);
+      await expect(
+        ds.transaction(async (em) => {
+          await apiKeys.deleteCreatedBy(em, userId);
+          throw new Error('creator deletion failed');
+        }),
+      ).rejects.toThrow('creator deletion failed');
+      expect(await apiKeys.findCredentials(key)).not.toBeNull();
     });
   });
 });

@@ -1,5 +1,6 @@
 import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
+import { AccountsRepository } from '../accounts/accounts.repository';
 import { AppError } from '../common/app-error';
 import { IS_PUBLIC } from '../common/public.decorator';
 import { UUID_PATTERN } from '../common/uuid.pipe';
@@ -7,7 +8,6 @@ import { ANY_AUTHENTICATED, REQUIRED_PERMISSION } from './auth.decorators';
 import type { AuthenticatedRequest, Principal, RequestScope } from './principal';
 import type { Permission } from './roles';
 import { TokenService } from './token.service';
-import { TokensRepository } from './tokens.repository';
 
 /**
  * The global guard: authenticates the bearer token, resolves `{scopeId}`
@@ -20,7 +20,7 @@ export class AuthGuard implements CanActivate {
   constructor(
     private readonly reflector: Reflector,
     private readonly tokens: TokenService,
-    private readonly tokenRows: TokensRepository,
+    private readonly accounts: AccountsRepository,
   ) {}
 
   async canActivate(ctx: ExecutionContext): Promise<boolean> {
@@ -78,7 +78,7 @@ export class AuthGuard implements CanActivate {
     if (!UUID_PATTERN.test(raw)) throw AppError.invalid('Invalid scopeId', 'scopeId must be a UUID or _');
     const id = raw.toLowerCase();
     if (id === principal.scopeId) return { id: principal.scopeId, path: principal.scopePath };
-    const path = await this.tokenRows.accountPath(id);
+    const path = await this.accounts.pathOf(id);
     if (!path || !path.startsWith(principal.scopePath)) {
       throw AppError.forbidden("The scope is outside the caller's accounts");
     }

@@ -2,11 +2,13 @@ import { createSecretKey } from 'node:crypto';
 import { Module } from '@nestjs/common';
 import { JwtModule } from '@nestjs/jwt';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
+import { AccountsModule } from '../accounts/accounts.module';
 import { ApiKeysModule } from '../apikeys/api-keys.module';
 import { UsersModule } from '../users/users.module';
 import { AuthController } from './auth.controller';
 import { AuthGuard } from './auth.guard';
 import { AuthService } from './auth.service';
+import { LoginFailuresRepository } from './login-failures.repository';
 import { LoginThrottle } from './login-throttle';
 import { TokenPurger } from './token-purger';
 import { TokenService } from './token.service';
@@ -14,6 +16,7 @@ import { TokensModule } from './tokens.module';
 
 @Module({
   imports: [
+    AccountsModule,
     TokensModule,
     UsersModule,
     ApiKeysModule,
@@ -29,7 +32,7 @@ import { TokensModule } from './tokens.module';
     }),
   ],
   controllers: [AuthController],
-  providers: [TokenService, AuthService, LoginThrottle, AuthGuard, TokenPurger],
+  providers: [TokenService, AuthService, LoginThrottle, LoginFailuresRepository, AuthGuard, TokenPurger],
   exports: [TokenService, AuthGuard, AuthService],
 })
 export class AuthModule {}

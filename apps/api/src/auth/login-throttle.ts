@@ -1,9 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import { isIPv6 } from 'node:net';
-import { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { AppError } from '../common/app-error';
+import { LoginFailuresRepository } from './login-failures.repository';
 
 /** What one sign-in attempt is counted against: its client address and, for passwords, its username. */
 export interface ThrottleSubject {
@@ -56,7 +56,7 @@ const digestOf = (kind: string, name: string): Buffer =>
  * every username (spraying many). A success clears its own username's counter only, never the
  * address's, so signing in with one's own account does not reset a guessing run.
  *
- * The counters live in Postgres (table login_failure), so every API instance sees the same
+ * The counters live in Postgres (LoginFailuresRepository), so every API instance sees the same
  * numbers: one read per attempt, one upsert per failure, one delete per success that follows
  * failures. Concurrent attempts read before any of them fails, so a burst can overshoot a bound
  * by the number of attempts in flight at once (password hashing admits two at a time per instance).
@@ -64,7 +64,7 @@ const digestOf = (kind: string, name: string): Buffer =>
 @Injectable()
 export class LoginThrottle {
   constructor(
-    private readonly dataSource: DataSource,
+    private readonly failures: LoginFailuresRepository,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -84,12 +84,9 @@ export class LoginThrottle {
         isUser: true,
       });
     }
-    const rows: Array<{ key: Buffer; failures: number; remaining: number }> = await this.dataSource.query(
-      `SELECT key, failures,
-              EXTRACT(EPOCH FROM window_start + $2 * interval '1 second' - now())::float8 AS remaining
-         FROM login_failure
-        WHERE key = ANY($1::bytea[]) AND window_start > now() - $2 * interval '1 second'`,
-      [counters.map((c) => c.key), this.config.loginWindowSeconds],
+    const rows = await this.failures.current(
+      counters.map((c) => c.key),
+      this.config.loginWindowSeconds,
     );
     let retryAfter = 0;
     let userCounted = false;
@@ -97,7 +94,8 @@ export class LoginThrottle {
       const counter = counters.find((c) => c.key.equals(row.key));
       if (!counter) continue;
       if (counter.isUser) userCounted = true;
-      if (row.failures >= counter.limit) retryAfter = Math.max(retryAfter, Math.ceil(row.remaining), 1);
+      if (row.failures >= counter.limit)
+        retryAfter = Math.max(retryAfter, Math.ceil(row.remainingSeconds), 1);
     }
     if (retryAfter > 0) {
       throw new AppError('RATE_LIMITED', 'Too many failed attempts', `Try again in ${retryAfter} s`, {
@@ -109,15 +107,9 @@ export class LoginThrottle {
 
   /** Counts a failure against every counter of the attempt (one statement). */
   async fail(ticket: ThrottleTicket): Promise<void> {
-    // A fixed order, so two attempts upserting the same rows never wait on each other in a cycle.
-    const keys = ticket.counters.map((c) => c.key).sort((a, b) => Buffer.compare(a, b));
-    await this.dataSource.query(
-      `INSERT INTO login_failure AS f (key, failures, window_start)
-       SELECT k, 1, now() FROM unnest($1::bytea[]) AS k
-       ON CONFLICT (key) DO UPDATE SET
-         failures = CASE WHEN f.window_start <= now() - $2 * interval '1 second' THEN 1 ELSE f.failures + 1 END,
-         window_start = CASE WHEN f.window_start <= now() - $2 * interval '1 second' THEN now() ELSE f.window_start END`,
-      [keys, this.config.loginWindowSeconds],
+    await this.failures.increment(
+      ticket.counters.map((c) => c.key),
+      this.config.loginWindowSeconds,
     );
   }
 
@@ -125,16 +117,11 @@ export class LoginThrottle {
   async succeed(ticket: ThrottleTicket): Promise<void> {
     const user = ticket.counters.find((c) => c.isUser);
     if (!user || !ticket.userCounted) return;
-    await this.dataSource.query('DELETE FROM login_failure WHERE key = $1', [user.key]);
+    await this.failures.clear(user.key);
   }
 
   /** Deletes counters whose window is over (the periodic purge). */
   async purge(): Promise<number> {
-    // TypeORM answers a DELETE with [rows, rowCount].
-    const [, affected] = await this.dataSource.query<[unknown, number]>(
-      `DELETE FROM login_failure WHERE window_start <= now() - $1 * interval '1 second'`,
-      [this.config.loginWindowSeconds],
-    );
-    return affected;
+    return this.failures.purgeExpired(this.config.loginWindowSeconds);
   }
 }

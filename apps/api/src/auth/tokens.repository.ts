@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { DataSource, IsNull, Repository, type EntityManager } from 'typeorm';
-import { apiKeyCreatorExists } from '../apikeys/api-key-creator';
+import { DataSource, In, IsNull, Repository, type EntityManager } from 'typeorm';
+import { apiKeyCreatorExists } from '../apikeys/api-keys.repository';
 import { AccessToken } from './access-token.entity';
 import type { Role } from './roles';
 
@@ -104,18 +104,6 @@ export class TokensRepository {
     return new Map(rows.map((r) => [r.id, r.role as Role]));
   }
 
-  /**
-   * The path of account `accountId`, to check a requested scope lies in the caller's subtree
-   * (every scoped request that names another account than the caller's own); null when unknown.
-   */
-  async accountPath(accountId: string): Promise<string | null> {
-    const rows: Array<{ path: string }> = await this.dataSource.query(
-      'SELECT path FROM account WHERE id = $1',
-      [accountId],
-    );
-    return rows[0]?.path ?? null;
-  }
-
   /** The unrevoked token `tokenId`, locked until the transaction ends (one rotation wins). */
   async lockUnrevoked(em: EntityManager, tokenId: string): Promise<RefreshableToken | null> {
     return em.getRepository(AccessToken).findOne({
@@ -132,6 +120,15 @@ export class TokensRepository {
   /** Revokes every live token of a user or API key (on delete, disable or password change). */
   async revokeAllOf(subject: TokenSubject, em?: EntityManager): Promise<void> {
     await this.repo(em).update({ ...subject, revokedOn: IsNull() }, { revokedOn: new Date() });
+  }
+
+  /** Revokes every live token of these API keys (the keys deleted with their creator). */
+  async revokeAllOfApiKeys(apiKeyIds: readonly string[], em?: EntityManager): Promise<void> {
+    if (apiKeyIds.length === 0) return;
+    await this.repo(em).update(
+      { apiKeyId: In([...apiKeyIds]), revokedOn: IsNull() },
+      { revokedOn: new Date() },
+    );
   }
 
   /**

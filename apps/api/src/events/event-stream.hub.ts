@@ -1,11 +1,11 @@
 import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import type { Response } from 'express';
-import { DataSource } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { TokenService } from '../auth/token.service';
 import { ROLE_PERMISSIONS } from '../auth/roles';
 import { ConnectionEvents } from '../mqtt/connection-events';
 import { EventFeedRepository } from './event-feed.repository';
+import { EventStreamTicketsRepository } from './event-stream-tickets.repository';
 import type { FleetEvent } from './fleet-event';
 
 /** Why the server ended a stream; sent as the data of a last `event: close`. */
@@ -96,7 +96,7 @@ export class EventStreamHub implements OnModuleInit, OnModuleDestroy {
   constructor(
     private readonly feed: EventFeedRepository,
     private readonly tokens: TokenService,
-    private readonly dataSource: DataSource,
+    private readonly tickets: EventStreamTicketsRepository,
     private readonly connectionEvents: ConnectionEvents,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
@@ -235,7 +235,7 @@ export class EventStreamHub implements OnModuleInit, OnModuleDestroy {
   /** Ends the streams whose access token was revoked or lost vpn:read; purges used-up tickets. */
   private async recheckTokens(): Promise<void> {
     try {
-      await this.dataSource.query(`DELETE FROM event_stream_ticket WHERE expires_on < now()`);
+      await this.tickets.purgeExpired();
       if (this.clients.size === 0) return;
       const clients = [...this.clients];
       const live = await this.tokens.liveTokens([...new Set(clients.map((c) => c.tokenId))]);

@@ -1,12 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import type { Response } from 'express';
-import { DataSource } from 'typeorm';
 import { AppError } from '../common/app-error';
 import type { Principal } from '../auth/principal';
 import { TokenService } from '../auth/token.service';
 import { digest, generateSecret } from '../common/secrets';
 import { DevicesRepository } from '../devices/devices.repository';
 import { EventFeedRepository } from './event-feed.repository';
+import { EventStreamTicketsRepository } from './event-stream-tickets.repository';
 import { EventStreamHub, StreamClient } from './event-stream.hub';
 
 /** Tickets are good for this long, once. */
@@ -40,7 +40,7 @@ export class EventStreamService {
     private readonly feed: EventFeedRepository,
     private readonly hub: EventStreamHub,
     private readonly tokens: TokenService,
-    private readonly dataSource: DataSource,
+    private readonly tickets: EventStreamTicketsRepository,
     private readonly devices: DevicesRepository,
   ) {}
 
@@ -96,10 +96,7 @@ export class EventStreamService {
   async issueTicket(principal: Principal, scopeId: string): Promise<{ ticket: string; expiresOn: Date }> {
     const ticket = `evt_${generateSecret()}`;
     const expiresOn = new Date(Date.now() + TICKET_TTL_MS);
-    await this.dataSource.query(
-      `INSERT INTO event_stream_ticket (digest, token_id, scope_id, expires_on) VALUES ($1, $2, $3, $4)`,
-      [digest(ticket), principal.tokenId, scopeId, expiresOn],
-    );
+    await this.tickets.insert({ digest: digest(ticket), tokenId: principal.tokenId, scopeId, expiresOn });
     return { ticket, expiresOn };
   }
 
@@ -112,27 +109,17 @@ export class EventStreamService {
     rawScope: string,
   ): Promise<{ principal: Principal; scope: { id: string; path: string } }> {
     const refused = (details: string) => new AppError('UNAUTHORIZED', 'Authentication required', details);
-    // TypeORM answers a DELETE with [rows, affected].
-    const [rows]: [
-      Array<{ token_id: string; scope_id: string; path: string | null; fresh: boolean }>,
-      number,
-    ] = await this.dataSource.query(
-      `DELETE FROM event_stream_ticket t WHERE t.digest = $1
-         RETURNING t.token_id, t.scope_id, t.expires_on > now() AS fresh,
-                   (SELECT path FROM account a WHERE a.id = t.scope_id) AS path`,
-      [digest(ticket)],
-    );
-    const row = rows[0];
-    if (!row || !row.fresh || row.path === null) {
+    const row = await this.tickets.redeem(digest(ticket));
+    if (!row || !row.fresh || row.scopePath === null) {
       throw refused('The ticket is unknown, used or expired; get a new one from POST …/vpn/events/_ticket');
     }
-    if (rawScope !== '_' && rawScope.toLowerCase() !== row.scope_id) {
+    if (rawScope !== '_' && rawScope.toLowerCase() !== row.scopeId) {
       throw refused('The ticket was issued for another scope');
     }
-    const principal = await this.tokens.principalOf(row.token_id);
-    if (!principal.permissions.has('vpn:read') || !row.path.startsWith(principal.scopePath)) {
+    const principal = await this.tokens.principalOf(row.tokenId);
+    if (!principal.permissions.has('vpn:read') || !row.scopePath.startsWith(principal.scopePath)) {
       throw AppError.forbidden('The ticket does not grant vpn:read in this scope');
     }
-    return { principal, scope: { id: row.scope_id, path: row.path } };
+    return { principal, scope: { id: row.scopeId, path: row.scopePath } };
   }
 }

@@ -4,6 +4,7 @@ import { DevicesModule } from '../devices/devices.module';
 import { MqttModule } from '../mqtt/mqtt.module';
 import { EventFeedRepository } from './event-feed.repository';
 import { EventStreamHub } from './event-stream.hub';
+import { EventStreamTicketsRepository } from './event-stream-tickets.repository';
 import { EventStreamService } from './event-stream.service';
 import { EventsController } from './events.controller';
 
@@ -11,7 +12,7 @@ import { EventsController } from './events.controller';
 @Module({
   imports: [AuthModule, MqttModule, DevicesModule],
   controllers: [EventsController],
-  providers: [EventFeedRepository, EventStreamHub, EventStreamService],
+  providers: [EventFeedRepository, EventStreamTicketsRepository, EventStreamHub, EventStreamService],
   exports: [EventFeedRepository],
 })
 export class EventsModule {}

@@ -6,7 +6,6 @@ import {
   OnApplicationBootstrap,
   OnModuleInit,
 } from '@nestjs/common';
-import { DataSource } from 'typeorm';
 import {
   encodeGatewayApply,
   encodeGatewaySync,
@@ -32,8 +31,6 @@ const REQUEST_TIMEOUT_MS = 15_000;
 const MAX_ROUNDS = 20;
 /** How often a wait for an acknowledgement re-reads the database (another instance may publish). */
 const ACK_POLL_MS = 200;
-/** Advisory lock namespace of the per-gateway publisher lock (with hashtext(gateway id) as the key). */
-const LOCK_NAMESPACE = 0x47_57_53_59; // "GWSY"
 
 interface Waiter {
   serial: number;
@@ -64,7 +61,6 @@ export class GatewaySyncService implements OnModuleInit, OnApplicationBootstrap,
     private readonly peers: GatewayPeerRepository,
     private readonly requests: KuraRequestClient,
     private readonly connections: ConnectionEvents,
-    private readonly dataSource: DataSource,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -161,39 +157,23 @@ export class GatewaySyncService implements OnModuleInit, OnApplicationBootstrap,
   }
 
   private async turn(gatewayId: string): Promise<void> {
-    const lock = this.dataSource.createQueryRunner();
-    await lock.connect();
-    try {
-      const [row] = (await lock.query('SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', [
-        LOCK_NAMESPACE,
-        gatewayId,
-      ])) as Array<{ ok: boolean }>;
-      // Another instance publishes to this gateway now; waiters here see its acknowledgement by polling.
-      if (!row.ok) return;
-      let finished = false;
-      try {
-        for (let round = 0; round < MAX_ROUNDS && !this.stopping; round++) {
-          const state = await this.gateways.syncState(gatewayId);
-          if (!state || state.connectionStatus !== 'CONNECTED') break;
-          if (state.appliedSerial >= 0 && state.appliedSerial >= state.desiredSerial) {
-            finished = true;
-            break;
-          }
-          if (!(await this.round(state))) break;
-        }
-      } finally {
-        await lock.query('SELECT pg_advisory_unlock($1, hashtext($2))', [LOCK_NAMESPACE, gatewayId]);
+    // null: another instance publishes to this gateway now; waiters here see its acknowledgement by polling.
+    const finished = await this.gateways.withPublisherLock(gatewayId, async () => {
+      for (let round = 0; round < MAX_ROUNDS && !this.stopping; round++) {
+        const state = await this.gateways.syncState(gatewayId);
+        if (!state || state.connectionStatus !== 'CONNECTED') return false;
+        if (state.appliedSerial >= 0 && state.appliedSerial >= state.desiredSerial) return true;
+        if (!(await this.round(state))) return false;
       }
-      // A change committed by another instance while this turn held the lock found it taken:
-      // look once more now that it is free, so the change is never left waiting for the sweep.
-      if (finished) {
-        const after = await this.gateways.syncState(gatewayId);
-        if (after?.connectionStatus === 'CONNECTED' && after.appliedSerial < after.desiredSerial) {
-          this.kickedDuringTurn.add(gatewayId);
-        }
+      return false;
+    });
+    // A change committed by another instance while this turn held the lock found it taken:
+    // look once more now that it is free, so the change is never left waiting for the sweep.
+    if (finished) {
+      const after = await this.gateways.syncState(gatewayId);
+      if (after?.connectionStatus === 'CONNECTED' && after.appliedSerial < after.desiredSerial) {
+        this.kickedDuringTurn.add(gatewayId);
       }
-    } finally {
-      await lock.release();
     }
   }
 

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { DataSource, type EntityManager, Repository } from 'typeorm';
 import type { BirthCertificate } from '@app/protocol';
+import { AccountsRepository } from '../accounts/accounts.repository';
 import { AppError } from '../common/app-error';
 import { isUniqueViolation } from '../common/db-errors';
 import { updateWithOptlock } from '../common/optlock';
@@ -47,8 +48,11 @@ const toUsable = (r: UsableRow): UsableGateway => ({
   connectionStatus: r.connection_status,
 });
 
+/** Advisory lock namespace of the per-gateway publisher lock (with hashtext(gateway id) as the key). */
+const PUBLISHER_LOCK_NAMESPACE = 0x47_57_53_59; // "GWSY"
+
 /**
- * Every SQL statement about gateways. Methods that serve a request take the scope first: a
+ * Every SQL statement about gateways (account rows are read and locked through AccountsRepository). Methods that serve a request take the scope first: a
  * gateway of another tenant is simply not found.
  */
 @Injectable()
@@ -56,6 +60,7 @@ export class GatewayRepository {
   constructor(
     @InjectRepository(Gateway) private readonly gateways: Repository<Gateway>,
     private readonly dataSource: DataSource,
+    private readonly accounts: AccountsRepository,
   ) {}
 
   findOne(scopeId: string, id: string): Promise<Gateway | null> {
@@ -104,7 +109,7 @@ export class GatewayRepository {
   ): Promise<Gateway> {
     try {
       return await this.dataSource.transaction(async (em) => {
-        await em.query('SELECT 1 FROM account WHERE id = $1 FOR UPDATE', [scopeId]);
+        await this.accounts.lockForUpdate(em, scopeId);
         const taken: unknown[] = await em.query(
           'SELECT 1 FROM device WHERE scope_id = $1 AND client_id = $2',
           [scopeId, fields.name],
@@ -164,13 +169,11 @@ export class GatewayRepository {
     );
   }
 
+  /** The name of the gateway's account (the account segment of its topics); 404 when there is none. */
   async accountName(scopeId: string): Promise<string> {
-    const rows: Array<{ name: string }> = await this.dataSource.query(
-      'SELECT name FROM account WHERE id = $1',
-      [scopeId],
-    );
-    if (!rows[0]) throw AppError.notFound('Account');
-    return rows[0].name;
+    const name = await this.accounts.nameOf(scopeId);
+    if (name === null) throw AppError.notFound('Account');
+    return name;
   }
 
   async existsById(id: string): Promise<boolean> {
@@ -295,6 +298,34 @@ export class GatewayRepository {
         serial,
       ]);
     });
+  }
+
+  /**
+   * Runs `work` holding the gateway's publisher lock, a session-level advisory lock on a connection
+   * of its own, so one instance at a time publishes to a gateway (the lock is given up with that
+   * connection if the instance dies). Answers what `work` answered; null, without running it, when
+   * another instance holds the lock.
+   */
+  async withPublisherLock<T>(gatewayId: string, work: () => Promise<T>): Promise<T | null> {
+    const lock = this.dataSource.createQueryRunner();
+    await lock.connect();
+    try {
+      const [row] = (await lock.query('SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', [
+        PUBLISHER_LOCK_NAMESPACE,
+        gatewayId,
+      ])) as Array<{ ok: boolean }>;
+      if (!row.ok) return null;
+      try {
+        return await work();
+      } finally {
+        await lock.query('SELECT pg_advisory_unlock($1, hashtext($2))', [
+          PUBLISHER_LOCK_NAMESPACE,
+          gatewayId,
+        ]);
+      }
+    } finally {
+      await lock.release();
+    }
   }
 
   /** The gateway reported a serial gap: the next round sends everything. */

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
+import { AccountsModule } from '../accounts/accounts.module';
 import { DevicePeers } from './device-peers.service';
 import { GatewayBrokerAuth } from './gateway-broker-auth';
 import { GatewayLinkHandler } from './gateway-link.handler';
@@ -14,7 +15,7 @@ import { PeerSweeper } from './peer-sweeper';
 
 /** VPN gateways: the registry, their desired peer state and the publisher that applies it. */
 @Module({
-  imports: [TypeOrmModule.forFeature([Gateway, GatewayPeer])],
+  imports: [TypeOrmModule.forFeature([Gateway, GatewayPeer]), AccountsModule],
   controllers: [GatewaysController],
   providers: [
     GatewaysService,

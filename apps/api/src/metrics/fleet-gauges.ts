@@ -1,42 +1,12 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { Gauge } from 'prom-client';
-import { DataSource } from 'typeorm';
 import { VPN_STATUSES } from '@app/protocol';
 import { CONNECTION_STATUSES } from '../devices/device.entity';
 import { PEER_KINDS } from '../gateways/gateway-peer.entity';
 import { DELIVERY_STATUSES } from '../webhooks/webhook-delivery.entity';
 import { CloudMqttClient } from '../mqtt/cloud-mqtt.client';
 import { AppMetrics } from './app-metrics';
-
-interface Row {
-  metric: 'devices' | 'tunnels' | 'gateways' | 'peers' | 'sessions' | 'deliveries';
-  a: string;
-  b: string;
-  value: number;
-}
-
-/**
- * The fleet as the database holds it, counted when Prometheus scrapes, in one statement: every
- * count is a GROUP BY over a table (no per-device query), fleet-wide (no account labels). A few
- * milliseconds per scrape at 100,000 devices. States that have no rows are reported as 0, so a
- * series never disappears because its count dropped to nothing.
- */
-const FLEET_SQL = `
-  SELECT 'devices' AS metric, connection_status AS a, '' AS b, count(*)::int AS value
-    FROM device GROUP BY connection_status
-  UNION ALL
-  SELECT 'tunnels', status, '', count(*)::int FROM device_vpn_status GROUP BY status
-  UNION ALL
-  SELECT 'gateways', connection_status, '', count(*)::int FROM gateway GROUP BY connection_status
-  UNION ALL
-  SELECT 'peers', p.kind, (p.serial <= g.applied_serial)::text, count(*)::int
-    FROM gateway_peer p JOIN gateway g ON g.id = p.gateway_id
-   WHERE NOT p.removed
-   GROUP BY p.kind, (p.serial <= g.applied_serial)
-  UNION ALL
-  SELECT 'sessions', '', '', count(*)::int FROM vpn_session WHERE ended_on IS NULL
-  UNION ALL
-  SELECT 'deliveries', status, '', count(*)::int FROM webhook_delivery GROUP BY status`;
+import { FleetCountsRepository, type FleetCount } from './fleet-counts.repository';
 
 /** The gauges read at scrape time: the fleet by state (SQL) and the cloud's own links. */
 @Injectable()
@@ -51,7 +21,7 @@ export class FleetGauges {
   private readonly databaseUp: Gauge;
 
   constructor(
-    private readonly dataSource: DataSource,
+    private readonly counts: FleetCountsRepository,
     metrics: AppMetrics,
     mqtt: CloudMqttClient,
   ) {
@@ -108,9 +78,9 @@ export class FleetGauges {
 
   /** Reads the counts into the gauges; called once per scrape, before the registry is serialised. */
   async refresh(): Promise<void> {
-    let rows: Row[];
+    let rows: FleetCount[];
     try {
-      rows = await this.dataSource.query(FLEET_SQL);
+      rows = await this.counts.read();
     } catch (err) {
       this.logger.warn({ err }, 'fleet counts unavailable for this scrape');
       for (const g of [this.devices, this.tunnels, this.gateways, this.peers, this.sessions, this.deliveries])

@@ -1,5 +1,6 @@
 import { Global, Module } from '@nestjs/common';
 import { AppMetrics } from './app-metrics';
+import { FleetCountsRepository } from './fleet-counts.repository';
 import { FleetGauges } from './fleet-gauges';
 import { MetricsController } from './metrics.controller';
 
@@ -7,7 +8,7 @@ import { MetricsController } from './metrics.controller';
 @Global()
 @Module({
   controllers: [MetricsController],
-  providers: [AppMetrics, FleetGauges],
+  providers: [AppMetrics, FleetCountsRepository, FleetGauges],
   exports: [AppMetrics],
 })
 export class MetricsModule {}

@@ -5,7 +5,7 @@ import { AppError } from '../common/app-error';
 import { isUniqueViolation } from '../common/db-errors';
 import { paginate, type ListResult } from '../common/list';
 import { updateWithOptlock } from '../common/optlock';
-import { deleteApiKeysCreatedBy } from '../apikeys/api-key-creator';
+import { ApiKeysRepository } from '../apikeys/api-keys.repository';
 import { hashPassword } from '../common/secrets';
 import { TokensRepository } from '../auth/tokens.repository';
 import { User } from './user.entity';
@@ -23,6 +23,7 @@ export class UsersService {
   constructor(
     @InjectRepository(User) private readonly users: Repository<User>,
     private readonly tokens: TokensRepository,
+    private readonly apiKeys: ApiKeysRepository,
   ) {}
 
   async list(scopeId: string, q: UserListQueryDto): Promise<ListResult<UserDto>> {
@@ -76,7 +77,7 @@ export class UsersService {
     await this.users.manager.transaction(async (em) => {
       const result = await em.getRepository(User).delete({ scopeId, id });
       if (!result.affected) throw AppError.notFound('User', `No user ${id} in this scope`);
-      await deleteApiKeysCreatedBy(em, id);
+      await this.tokens.revokeAllOfApiKeys(await this.apiKeys.deleteCreatedBy(em, id), em);
       await this.tokens.revokeAllOf({ userId: id }, em);
     });
   }

@@ -7,7 +7,7 @@ import {
 } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import { WebhookDispatcher } from './webhook-dispatcher';
-import { WebhookOutbox, type ClaimedDelivery } from './webhook-outbox';
+import { WebhookOutboxRepository, type ClaimedDelivery } from './webhook-outbox.repository';
 import { WebhookSecretBox } from './webhook-secret';
 import { sendWebhook, type SendResult } from './webhook-sender';
 
@@ -39,7 +39,7 @@ export class WebhookDeliveryWorker implements OnApplicationBootstrap, BeforeAppl
 
   constructor(
     private readonly dispatcher: WebhookDispatcher,
-    private readonly outbox: WebhookOutbox,
+    private readonly outbox: WebhookOutboxRepository,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
     this.box = new WebhookSecretBox(config.webhooks.secretKey ?? config.jwtSecret);

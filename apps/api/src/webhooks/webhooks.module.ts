@@ -6,7 +6,7 @@ import { EventsModule } from '../events/events.module';
 import { WebhookDelivery } from './webhook-delivery.entity';
 import { WebhookDeliveryWorker } from './webhook-delivery.worker';
 import { WebhookDispatcher } from './webhook-dispatcher';
-import { WebhookOutbox } from './webhook-outbox';
+import { WebhookOutboxRepository } from './webhook-outbox.repository';
 import { Webhook } from './webhook.entity';
 import { WebhooksController } from './webhooks.controller';
 import { WebhooksService } from './webhooks.service';
@@ -15,6 +15,6 @@ import { WebhooksService } from './webhooks.service';
 @Module({
   imports: [TypeOrmModule.forFeature([Webhook, WebhookDelivery]), AuthModule, EventsModule, AccountsModule],
   controllers: [WebhooksController],
-  providers: [WebhooksService, WebhookOutbox, WebhookDispatcher, WebhookDeliveryWorker],
+  providers: [WebhooksService, WebhookOutboxRepository, WebhookDispatcher, WebhookDeliveryWorker],
 })
 export class WebhooksModule {}

@@ -10,7 +10,7 @@ import { actorId, type Principal } from '../auth/principal';
 import { AccountsRepository } from '../accounts/accounts.repository';
 import { AddressRefused, resolveAllowed, urlHost } from './webhook-address';
 import { WebhookDelivery } from './webhook-delivery.entity';
-import { webhookBody, WebhookOutbox } from './webhook-outbox';
+import { webhookBody, WebhookOutboxRepository } from './webhook-outbox.repository';
 import { generateWebhookSecret, WebhookSecretBox } from './webhook-secret';
 import { Webhook } from './webhook.entity';
 import { WebhookDeliveryWorker } from './webhook-delivery.worker';
@@ -36,7 +36,7 @@ export class WebhooksService {
     @InjectRepository(Webhook) private readonly webhooks: Repository<Webhook>,
     @InjectRepository(WebhookDelivery) private readonly deliveries: Repository<WebhookDelivery>,
     private readonly accounts: AccountsRepository,
-    private readonly outbox: WebhookOutbox,
+    private readonly outbox: WebhookOutboxRepository,
     private readonly worker: WebhookDeliveryWorker,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {

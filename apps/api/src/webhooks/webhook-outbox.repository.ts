@@ -33,14 +33,96 @@ export const DELIVERY_COLUMNS = `id, webhook_id AS "webhookId", message_id AS "m
   last_response_code AS "lastResponseCode", last_error AS "lastError", delivered_on AS "deliveredOn",
   created_on AS "createdOn"`;
 
+/** Advisory lock that lets one API instance at a time move the dispatch cursor. */
+const DISPATCH_LOCK = 0x57_48_44_53; // "WHDS"
+
+/** A fleet event as the dispatcher hands it to the outbox. */
+export interface EventDelivery {
+  eventId: string;
+  scopeId: string;
+  type: string;
+  occurredOn: string;
+  /** The delivery body (the same for every endpoint). */
+  payload: string;
+}
+
 /**
- * The delivery outbox in Postgres (docs/webhooks.md, "Delivery"). Every state change is one
- * guarded statement (or one transaction), so several API instances can send from the same table
- * and a crash at any point leaves a row that is simply picked up again.
+ * Every SQL statement about the delivery outbox in Postgres (docs/webhooks.md, "Delivery"):
+ * `webhook_delivery` and the dispatch cursor. Every state change is one guarded statement (or
+ * one transaction), so several API instances can send from the same table and a crash at any
+ * point leaves a row that is simply picked up again.
  */
 @Injectable()
-export class WebhookOutbox {
+export class WebhookOutboxRepository {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+
+  /**
+   * Takes the dispatch lock for the rest of the transaction `em`; false when another instance
+   * holds it. A transaction-level advisory lock takes no transaction id, so holding it while the
+   * event feed computes its watermark does not hold that watermark back.
+   */
+  async tryLockDispatch(em: EntityManager): Promise<boolean> {
+    const [lock] = await em.query<Array<{ ok: boolean }>>('SELECT pg_try_advisory_xact_lock($1) AS ok', [
+      DISPATCH_LOCK,
+    ]);
+    return lock.ok;
+  }
+
+  /** The id of the last fleet event dispatched; null when the cursor row is missing. */
+  async dispatchCursor(em: EntityManager): Promise<string | null> {
+    const [cursor] = await em.query<Array<{ last: string }>>(
+      'SELECT last_event_id::text AS last FROM webhook_dispatch_cursor WHERE id = 1',
+    );
+    return cursor?.last ?? null;
+  }
+
+  async moveDispatchCursor(em: EntityManager, position: string): Promise<void> {
+    await em.query(
+      'UPDATE webhook_dispatch_cursor SET last_event_id = $1, modified_on = now() WHERE id = 1',
+      [position],
+    );
+  }
+
+  /**
+   * Enqueues one delivery per (enabled endpoint, event) for every endpoint that subscribes to the
+   * event's type, whose account is the event's account or one of its ancestors, and that existed
+   * when the event happened. (webhook_id, event_id) is unique, so an event dispatched twice is
+   * delivered once. Answers the number of deliveries created.
+   */
+  async enqueueEvents(em: EntityManager, events: readonly EventDelivery[]): Promise<number> {
+    if (events.length === 0) return 0;
+    const records = events.map((e) => ({
+      event_id: e.eventId,
+      scope_id: e.scopeId,
+      type: e.type,
+      occurred_on: e.occurredOn,
+      payload: e.payload,
+    }));
+    const inserted = await em.query<unknown[]>(
+      `INSERT INTO webhook_delivery (webhook_id, message_id, event_id, event_type, payload)
+       SELECT w.id, 'msg_' || replace(gen_random_uuid()::text, '-', ''), e.event_id, e.type, e.payload
+         FROM jsonb_to_recordset($1::jsonb)
+              AS e(event_id bigint, scope_id uuid, type text, occurred_on timestamptz, payload text)
+         JOIN account ea ON ea.id = e.scope_id
+         JOIN webhook w ON w.enabled AND e.type = ANY(w.events) AND w.created_on <= e.occurred_on
+         JOIN account wa ON wa.id = w.scope_id AND starts_with(ea.path, wa.path)
+       ON CONFLICT (webhook_id, event_id) DO NOTHING
+       RETURNING 1 AS created`,
+      [JSON.stringify(records)],
+    );
+    return inserted.length;
+  }
+
+  /** Deletes final deliveries (delivered, failed, cancelled) older than `retentionDays`. */
+  async pruneFinal(retentionDays: number): Promise<number> {
+    // TypeORM answers a DELETE with [rows, rowCount].
+    const [, affected] = await this.dataSource.query<[unknown, number]>(
+      `DELETE FROM webhook_delivery WHERE status IN ('DELIVERED', 'FAILED', 'CANCELLED')
+          AND created_on < now() - $1 * interval '1 day'`,
+      [retentionDays],
+    );
+    return affected;
+  }
 
   /** Enqueues a delivery that is not tied to a fleet event (`webhook.test`). */
   async enqueue(
