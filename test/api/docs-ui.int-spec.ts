@@ -22,13 +22,13 @@ const CHROMIUM = '/usr/bin/chromium';
     await api?.stop();
   });
 
-  it('should render the API title and its operations without CSP violations', async () => {
+  it.each(['/docs', '/docs/'])('should render the API title and its operations at %s without CSP violations', async (path) => {
     const page = await browser.newPage();
     const violations: string[] = [];
     page.on('console', (msg) => {
       if (/Content Security Policy|Refused to/i.test(msg.text())) violations.push(msg.text());
     });
-    await page.goto(`${api.url}/docs`);
+    await page.goto(`${api.url}${path}`);
     await page.waitForSelector('.swagger-ui .info .title', { timeout: 20_000 });
     expect(await page.textContent('.swagger-ui .info .title')).toContain('Device VPN Cloud API');
     await page.waitForSelector('.opblock', { timeout: 20_000 });
