@@ -26,7 +26,11 @@ describe('Swagger UI opened with and without a trailing slash', () => {
     for (const ref of refs) {
       const url = new URL(ref, base);
       const asset = await request(url.origin).get(url.pathname);
-      expect({ ref, url: url.pathname, status: asset.status }).toEqual({ ref, url: url.pathname, status: 200 });
+      expect({ ref, url: url.pathname, status: asset.status }).toEqual({
+        ref,
+        url: url.pathname,
+        status: 200,
+      });
       expect(asset.headers['content-type']).not.toMatch(/text\/html/);
     }
   });

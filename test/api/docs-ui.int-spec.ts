@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { chromium, type Browser } from 'playwright-core';
 import { startTestApi, type TestApi } from '../support/test-api';
+import { expectNothingFor } from '../support/eventually';
 
 const CHROMIUM = '/usr/bin/chromium';
 
@@ -22,20 +23,23 @@ const CHROMIUM = '/usr/bin/chromium';
     await api?.stop();
   });
 
-  it.each(['/docs', '/docs/'])('should render the API title and its operations at %s without CSP violations', async (path) => {
-    const page = await browser.newPage();
-    const violations: string[] = [];
-    page.on('console', (msg) => {
-      if (/Content Security Policy|Refused to/i.test(msg.text())) violations.push(msg.text());
-    });
-    await page.goto(`${api.url}${path}`);
-    await page.waitForSelector('.swagger-ui .info .title', { timeout: 20_000 });
-    expect(await page.textContent('.swagger-ui .info .title')).toContain('Device VPN Cloud API');
-    await page.waitForSelector('.opblock', { timeout: 20_000 });
-    expect(await page.locator('.opblock').count()).toBeGreaterThan(10);
-    expect(violations).toEqual([]);
-    await page.close();
-  });
+  it.each(['/docs', '/docs/'])(
+    'should render the API title and its operations at %s without CSP violations',
+    async (path) => {
+      const page = await browser.newPage();
+      const violations: string[] = [];
+      page.on('console', (msg) => {
+        if (/Content Security Policy|Refused to/i.test(msg.text())) violations.push(msg.text());
+      });
+      await page.goto(`${api.url}${path}`);
+      await page.waitForSelector('.swagger-ui .info .title', { timeout: 20_000 });
+      expect(await page.textContent('.swagger-ui .info .title')).toContain('Device VPN Cloud API');
+      await page.waitForSelector('.opblock', { timeout: 20_000 });
+      expect(await page.locator('.opblock').count()).toBeGreaterThan(10);
+      expect(violations).toEqual([]);
+      await page.close();
+    },
+  );
 
   it('should refuse to be framed by another page', async () => {
     const page = await browser.newPage();
@@ -44,7 +48,7 @@ const CHROMIUM = '/usr/bin/chromium';
       if (/frame-ancestors|Refused to display/i.test(msg.text())) blocked.push(msg.text());
     });
     await page.setContent(`<iframe src="${api.url}/docs"></iframe>`);
-    await page.waitForTimeout(1000);
+    await expectNothingFor(1000, 'an allowed frame of this page renders well within a second');
     const frame = page.frames().find((f) => f.url().startsWith(api.url));
     const rendered = frame ? await frame.$('.swagger-ui').catch(() => null) : null;
     expect(rendered).toBeNull();

@@ -12,7 +12,6 @@ import {
   createUser,
   expectErrorBody,
   getVpnStatus,
-  pollUntil,
   suffix,
   type E2eDevice,
   type E2eTenant,
@@ -20,6 +19,7 @@ import {
 import { inNs, pingEventually, unreachable, wgKeyPair, wgPeers } from '../support/netns';
 import type { ApiProcess } from '../support/processes';
 import { GW_PORT, GW_UNDERLAY, TunnelLab, type TunnelDevice } from '../support/tunnel-lab';
+import { eventually, holds } from '../support/eventually';
 
 describe('real tunnels through a cloud-managed gateway', () => {
   let lab: TunnelLab | null;
@@ -68,10 +68,15 @@ describe('real tunnels through a cloud-managed gateway', () => {
         tunnel: { gatewayId, gatewayAddress: gatewayAddressOf(a1) },
       });
       await pingEventually(a1.ns, gatewayAddressOf(a1));
-      const status = await pollUntil(
-        'the gateway to report the handshake',
-        () => getVpnStatus(api.url, tenantA.admin.token, a1.id),
-        (s) => s.tunnel?.lastHandshakeOn != null && s.tunnel.rxBytes > 0,
+      const status = await eventually(
+        async () =>
+          holds(
+            'the gateway to report the handshake',
+            await getVpnStatus(api.url, tenantA.admin.token, a1.id),
+            (s) => s.tunnel?.lastHandshakeOn != null && s.tunnel.rxBytes > 0,
+          ),
+        15_000,
+        100,
       );
       expect(new Date(status.tunnel!.lastHandshakeOn!).getTime()).toBeGreaterThan(Date.now() - 60_000);
     });
@@ -209,22 +214,30 @@ describe('real tunnels through a cloud-managed gateway', () => {
       expect(res.status).toBe(201);
       expect(await wgPeers(gatewayNs, gatewayIf)).toContain(keys.publicKey);
       // Nobody pings and no handshake comes: 3 × the 2 s ping interval later the sweep ends it.
-      const ended = await pollUntil(
-        'the silent session to end',
+      const ended = await eventually(
         async () =>
-          (
-            await request(api.url)
-              .get(`/v1/_/vpn/sessions?deviceId=${a1.id}`)
-              .set(bearer(tenantA.admin.token))
-          ).body.items as Array<{ id: string; endReason: string | null }>,
-        (items) => items.find((s) => s.id === res.body.id)?.endReason === 'expired',
+          holds(
+            'the silent session to end',
+            (await (
+              await request(api.url)
+                .get(`/v1/_/vpn/sessions?deviceId=${a1.id}`)
+                .set(bearer(tenantA.admin.token))
+            ).body.items) as Array<{ id: string; endReason: string | null }>,
+            (items) => items.find((s) => s.id === res.body.id)?.endReason === 'expired',
+          ),
         20_000,
+        100,
       );
       expect(ended.find((s) => s.id === res.body.id)?.endReason).toBe('expired');
-      await pollUntil(
-        'the expired peer to leave the gateway',
-        () => wgPeers(gatewayNs, gatewayIf),
-        (peers) => !peers.includes(keys.publicKey),
+      await eventually(
+        async () =>
+          holds(
+            'the expired peer to leave the gateway',
+            await wgPeers(gatewayNs, gatewayIf),
+            (peers) => !peers.includes(keys.publicKey),
+          ),
+        15_000,
+        100,
       );
     });
 
@@ -402,15 +415,19 @@ describe('real tunnels through a cloud-managed gateway', () => {
         .send({ publicKey: keys.publicKey });
       expect(res.status).toBe(201);
       expect((await connect(tenantB, b1, '_disconnect')).status).toBe(200);
-      const sessions = await pollUntil(
-        'the session to end with the device',
+      const sessions = await eventually(
         async () =>
-          (
-            await request(api.url)
-              .get(`/v1/_/vpn/sessions?deviceId=${b1.id}`)
-              .set(bearer(tenantB.admin.token))
-          ).body.items as Array<{ id: string; endReason: string | null }>,
-        (items) => items.find((s) => s.id === res.body.id)?.endReason != null,
+          holds(
+            'the session to end with the device',
+            (await (
+              await request(api.url)
+                .get(`/v1/_/vpn/sessions?deviceId=${b1.id}`)
+                .set(bearer(tenantB.admin.token))
+            ).body.items) as Array<{ id: string; endReason: string | null }>,
+            (items) => items.find((s) => s.id === res.body.id)?.endReason != null,
+          ),
+        15_000,
+        100,
       );
       expect(sessions.find((s) => s.id === res.body.id)?.endReason).toBe('device_disconnected');
       expect(await wgPeers(gatewayNs, gatewayIf)).not.toContain(keys.publicKey);

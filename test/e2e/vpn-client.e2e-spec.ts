@@ -8,11 +8,12 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import request from 'supertest';
-import { bearer, createUser, pollUntil, type E2eUser } from '../support/e2e-fixtures';
+import { bearer, createUser, type E2eUser } from '../support/e2e-fixtures';
 import { callClient, ClientStatusSocket, type ClientStatusBody } from '../support/local-client';
 import { inNs, pingEventually, unreachable, wgPeers } from '../support/netns';
 import { startClientProcess, type LoggedProcess } from '../support/processes';
 import { TunnelLab, type TunnelDevice } from '../support/tunnel-lab';
+import { eventually, holds } from '../support/eventually';
 
 const PORTAL = 'https://portal.example.test';
 
@@ -38,7 +39,7 @@ describe("the engineer's local VPN client", () => {
   const status = async (): Promise<ClientStatusBody> =>
     (await callClient(`${client.url}/status`)).body as unknown as ClientStatusBody;
   const until = (what: string, done: (s: ClientStatusBody) => boolean, timeoutMs = 60_000) =>
-    pollUntil(what, status, done, timeoutMs);
+    eventually(async () => holds(what, await status(), done), timeoutMs, 100);
 
   beforeAll(async () => {
     lab = await TunnelLab.start('vpn-client e2e tests');
@@ -164,15 +165,19 @@ describe("the engineer's local VPN client", () => {
     await until('the client to be idle', (s) => s.status === 'idle');
     expect(await unreachable(engineerNs, a1.tunnelAddress)).toBe(true);
     await expect(inNs(engineerNs, 'ip', ['link', 'show', 'dev', clientIf])).rejects.toThrow();
-    const audit = await pollUntil(
-      'the session to be ended in the audit trail',
+    const audit = await eventually(
       async () =>
-        (
-          await request(lab!.api.url)
-            .get(`/v1/_/vpn/sessions?deviceId=${a1.id}`)
-            .set(bearer(lab!.tenantA.admin.token))
-        ).body.items as Array<{ endReason: string | null; userId: string }>,
-      (items) => items.length > 0 && items.every((s) => s.endReason !== null),
+        holds(
+          'the session to be ended in the audit trail',
+          (await (
+            await request(lab!.api.url)
+              .get(`/v1/_/vpn/sessions?deviceId=${a1.id}`)
+              .set(bearer(lab!.tenantA.admin.token))
+          ).body.items) as Array<{ endReason: string | null; userId: string }>,
+          (items) => items.length > 0 && items.every((s) => s.endReason !== null),
+        ),
+      15_000,
+      100,
     );
     expect(audit[0]).toMatchObject({ endReason: 'closed', userId: operator.id });
     expect((await wgPeers(lab!.gatewayNs, lab!.gatewayIf)).length).toBe(before.length - 1);

@@ -15,6 +15,7 @@ import {
 } from './processes';
 import type { VpnStatusBody } from './device-factories';
 import { TEST_ADMIN_PASSWORD } from './test-api';
+import { eventually, holds } from './eventually';
 
 export type RoleName = 'admin' | 'operator' | 'viewer';
 
@@ -129,26 +130,6 @@ export function startDeviceAgent(
   });
 }
 
-/** Calls `read` until `done` holds for its result, or fails after `timeoutMs` with the last result. */
-export async function pollUntil<T>(
-  what: string,
-  read: () => Promise<T>,
-  done: (value: T) => boolean,
-  timeoutMs = 15_000,
-  intervalMs = 100,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  for (;;) {
-    last = await read();
-    if (done(last)) return last;
-    if (Date.now() >= deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${JSON.stringify(last)}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
-}
-
 export interface DeviceBody {
   id: string;
   clientId: string;
@@ -170,11 +151,15 @@ export function waitForConnectionStatus(
   status: 'CONNECTED' | 'DISCONNECTED' | 'MISSING' | 'NEVER_CONNECTED',
   timeoutMs = 15_000,
 ): Promise<DeviceBody> {
-  return pollUntil(
-    `device ${deviceId} to be ${status}`,
-    () => getDevice(url, token, deviceId),
-    (d) => d.connectionStatus === status,
+  return eventually(
+    async () =>
+      holds(
+        `device ${deviceId} to be ${status}`,
+        await getDevice(url, token, deviceId),
+        (d) => d.connectionStatus === status,
+      ),
     timeoutMs,
+    100,
   );
 }
 

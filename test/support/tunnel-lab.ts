@@ -11,7 +11,6 @@ import {
   bearer,
   createTenant,
   login,
-  pollUntil,
   ProcessGroup,
   startDeviceAgent,
   suffix,
@@ -20,6 +19,7 @@ import {
 } from './e2e-fixtures';
 import { mustSkip, tunnelPrerequisites, Underlay } from './netns';
 import { startApiProcess, startGatewayProcess, type ApiProcess, type LoggedProcess } from './processes';
+import { eventually, holds } from './eventually';
 
 export const GW_UNDERLAY = '198.18.0.1';
 export const GW_PORT = 51820;
@@ -100,12 +100,18 @@ export class TunnelLab {
       args: ['--stats-interval-ms', '1000', '--keepalive', '1', '--reconnect-period-ms', '200'],
     };
     await this.startGateway();
-    const gateway = await pollUntil(
-      'the gateway to be CONNECTED with its key',
+    const gateway = await eventually(
       async () =>
-        (await request(this.api.url).get(`/v1/_/gateways/${this.gatewayId}`).set(bearer(this.rootToken)))
-          .body,
-      (g: { connection: string; publicKey: string | null }) => g.connection === 'CONNECTED' && !!g.publicKey,
+        holds(
+          'the gateway to be CONNECTED with its key',
+          await (
+            await request(this.api.url).get(`/v1/_/gateways/${this.gatewayId}`).set(bearer(this.rootToken))
+          ).body,
+          (g: { connection: string; publicKey: string | null }) =>
+            g.connection === 'CONNECTED' && !!g.publicKey,
+        ),
+      15_000,
+      100,
     );
     this.gatewayKey = gateway.publicKey as string;
   }

@@ -14,13 +14,13 @@ import {
   SilentCloud,
   TestClient,
   call,
-  eventually,
   missingPrerequisites,
   skipOrFail,
   startTestClient,
   uuid,
 } from '../test/helpers';
 import type { ClientStatus } from './status';
+import { eventually } from '../../../test/support/eventually';
 
 jest.setTimeout(120_000);
 
@@ -169,7 +169,7 @@ describe('VPN client from a real browser', () => {
       expect(r.status).toBeDefined();
       expect(r.messages.length).toBeGreaterThanOrEqual(1);
       return r;
-    });
+    }, 10_000);
     expect(first.status).toMatchObject({ status: 'idle', statusCode: '000' });
     expect(first.messages[0]).toMatchObject({ status: 'idle' });
 
@@ -180,7 +180,7 @@ describe('VPN client from a real browser', () => {
       expect(r.connectStatus).toBe(202);
       expect(r.messages.some((m) => m.status === 'connecting')).toBe(true);
       return r;
-    });
+    }, 10_000);
     expect(connected.connectError).toBeUndefined();
     const before = (await call(`${url}/status`)).json as ClientStatus;
     expect(before.status).toBe('connecting');
@@ -200,7 +200,7 @@ describe('VPN client from a real browser', () => {
       expect(refused.some((l) => l.path === '/status')).toBe(true);
       expect(refused.some((l) => l.msg === 'websocket refused')).toBe(true);
       return r;
-    });
+    }, 10_000);
     expect(attacked.status).toBeUndefined();
     expect(attacked.wsOpened).toBe(false);
     expect(attacked.messages).toEqual([]);

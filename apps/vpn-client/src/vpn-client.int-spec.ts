@@ -11,7 +11,6 @@ import {
   StatusSocket,
   TestClient,
   call,
-  eventually,
   linkExists,
   missingPrerequisites,
   refusedUpgrade,
@@ -23,6 +22,7 @@ import {
 import { CERT_FILE, KEY_FILE } from './tls';
 import { SETTINGS_FILE } from './settings';
 import type { ClientStatus } from './status';
+import { eventually } from '../../../test/support/eventually';
 
 const ALLOWED = 'https://portal.example.com';
 const TOKEN = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ0ZXN0In0.c2VjcmV0LXNpZ25hdHVyZQ';
@@ -86,7 +86,7 @@ describe('VPN client API (in-process, real HTTPS)', () => {
     const socket = new StatusSocket(`wss://127.0.0.1:${t.client.port}/`);
     try {
       await socket.opened;
-      await eventually(() => expect(socket.messages[0]).toMatchObject({ status: 'idle' }));
+      await eventually(() => expect(socket.messages[0]).toMatchObject({ status: 'idle' }), 10_000);
 
       const controllerA = uuid();
       const agentId = uuid();
@@ -106,10 +106,12 @@ describe('VPN client API (in-process, real HTTPS)', () => {
         statusCode: '002',
         activeRequest: { agentId, companyId, controllerIdentifier: controllerA },
       });
-      await eventually(() =>
-        expect(
-          socket.messages.some((m) => m.steps.find((s) => s.name === 'device-vpn')?.code === '002'),
-        ).toBe(true),
+      await eventually(
+        () =>
+          expect(
+            socket.messages.some((m) => m.steps.find((s) => s.name === 'device-vpn')?.code === '002'),
+          ).toBe(true),
+        10_000,
       );
 
       const other = await call(`${url}/connect`, {
@@ -143,8 +145,9 @@ describe('VPN client API (in-process, real HTTPS)', () => {
       const disconnected = await call(`${url}/disconnect`, { method: 'POST' });
       expect(disconnected.status).toBe(200);
       expect(disconnected.json).toEqual({ status: 'idle', activeRequest: '', statusCode: '000', steps: [] });
-      await eventually(() =>
-        expect(socket.messages[socket.messages.length - 1]).toMatchObject({ status: 'idle' }),
+      await eventually(
+        () => expect(socket.messages[socket.messages.length - 1]).toMatchObject({ status: 'idle' }),
+        10_000,
       );
       expect(socket.messages.some((m) => m.status === 'disconnecting')).toBe(true);
       expect(await linkExists(t.config.interfaceName)).toBe(false);
@@ -238,7 +241,7 @@ describe('VPN client API (in-process, real HTTPS)', () => {
     const allowed = new StatusSocket(wsUrl, { Origin: ALLOWED });
     try {
       await allowed.opened;
-      await eventually(() => expect(allowed.messages).toHaveLength(1));
+      await eventually(() => expect(allowed.messages).toHaveLength(1), 10_000);
     } finally {
       allowed.close();
     }
@@ -366,7 +369,7 @@ describe('VPN client connect against an unreachable cloud', () => {
         const s = (await call(`${t.client.url}/status`)).json as ClientStatus;
         expect(s.status).toBe('error');
         return s;
-      });
+      }, 10_000);
       expect(status).toMatchObject({ statusCode: '110' });
       const signIn = status.steps[0];
       expect(signIn).toMatchObject({ name: 'sign-in', code: '110' });

@@ -14,7 +14,6 @@ import {
   CONNECT_HEADERS,
   TestClient,
   call,
-  eventually,
   linkExists,
   missingPrerequisites,
   skipOrFail,
@@ -24,6 +23,7 @@ import {
 } from '../test/helpers';
 import type { ClientStatus } from './status';
 import { runSystemCommand } from '@app/edge';
+import { eventually } from '../../../test/support/eventually';
 
 jest.setTimeout(90_000);
 
@@ -280,7 +280,7 @@ describe('VPN client with real WireGuard', () => {
       const found = cloud.calls.filter((c) => c.path.endsWith('/_ping'));
       expect(found.length).toBeGreaterThanOrEqual(2);
       return found;
-    });
+    }, 10_000);
     for (const ping of pings) {
       expect(ping.authorization).toBeUndefined();
       expect(ping.body).toEqual({ pingToken: expect.any(String) });

@@ -18,6 +18,7 @@ import { RunningClient, startVpnClient } from '../src/client';
 import { ClientConfig } from '../src/config';
 import type { ClientStatus } from '../src/status';
 import { runSystemCommand } from '@app/edge';
+import { eventually } from '../../../test/support/eventually';
 
 export interface HttpAnswer {
   status: number;
@@ -193,23 +194,6 @@ export function refusedUpgrade(url: string, headers: Record<string, string>): Pr
     });
     ws.once('error', () => undefined);
   });
-}
-
-/** Polls `check` until it stops throwing or the deadline passes (then rethrows its last failure). */
-export async function eventually<T>(
-  check: () => Promise<T> | T,
-  timeoutMs = 10_000,
-  intervalMs = 25,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (err) {
-      if (Date.now() >= deadline) throw err;
-    }
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
 }
 
 /**

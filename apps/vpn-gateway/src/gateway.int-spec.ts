@@ -33,6 +33,7 @@ import {
   readGatewayReply,
 } from '@app/protocol';
 import { runSystemCommand } from '@app/edge';
+import { eventually, holds } from '../../../test/support/eventually';
 
 const ROOT = join(__dirname, '..', '..', '..');
 const TOOLS = ['wireguard-go', 'wg', 'ip', 'ping', 'nft', 'sysctl'];
@@ -98,20 +99,6 @@ const lifecycle: { kind: string; at: number }[] = [];
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-/** Polls `check` until it returns true or the deadline passes; never a fixed sleep. */
-async function until(
-  what: string,
-  check: () => Promise<boolean> | boolean,
-  timeoutMs = 15_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() >= deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 /** A ping that may need a handshake first: retried until it answers or the deadline passes. */
 async function reaches(from: Device, address: string, timeoutMs = 15_000): Promise<boolean> {
@@ -334,14 +321,15 @@ class GatewayProcess {
 
   async waitFor(text: string, timeoutMs = 60_000, from = 0): Promise<string> {
     let found: string | undefined;
-    await until(
-      `gateway log "${text}"; last lines:\n${this.lines.slice(-15).join('\n')}`,
+    await eventually(
       () => {
         found = this.lines.slice(from).find((l) => l.includes(text));
-        if (found === undefined && !this.running) throw new Error(`gateway exited:\n${this.tail()}`);
-        return found !== undefined;
+        if (found !== undefined) return;
+        if (!this.running) throw new Error(`gateway exited:\n${this.tail()}`);
+        throw new Error(`no gateway log "${text}" yet; last lines:\n${this.lines.slice(-15).join('\n')}`);
       },
       timeoutMs,
+      50,
     );
     return found as string;
   }
@@ -364,7 +352,12 @@ async function startGateway(): Promise<GatewayProcess> {
   const births = lifecycle.filter((e) => e.kind === 'birth').length;
   gateway = new GatewayProcess();
   await gateway.waitFor('"gateway ready"');
-  await until('BIRTH at the cloud', () => lifecycle.filter((e) => e.kind === 'birth').length > births);
+  await eventually(
+    async () =>
+      holds('BIRTH at the cloud', lifecycle.filter((e) => e.kind === 'birth').length > births, (ok) => ok),
+    15_000,
+    50,
+  );
   serial = 0;
   return gateway;
 }
@@ -503,12 +496,14 @@ async function setUpDevice(spec: Omit<Device, 'publicKey'>): Promise<void> {
 async function removeWireguard(ns: string, ifname: string): Promise<void> {
   await inNs(ns, 'ip', ['link', 'del', 'dev', ifname]).catch(() => undefined);
   const socket = `/var/run/wireguard/${ifname}.sock`;
-  await until(`${ifname}'s wireguard-go to exit`, () => wireguardGoPid(ifname) === undefined, 5000).catch(
-    () => {
-      const pid = wireguardGoPid(ifname);
-      if (pid !== undefined) process.kill(pid, 'SIGKILL');
-    },
-  );
+  await eventually(
+    async () => holds(`${ifname}'s wireguard-go to exit`, wireguardGoPid(ifname) === undefined, (ok) => ok),
+    5000,
+    50,
+  ).catch(() => {
+    const pid = wireguardGoPid(ifname);
+    if (pid !== undefined) process.kill(pid, 'SIGKILL');
+  });
   rmSync(socket, { force: true });
 }
 
@@ -600,8 +595,15 @@ describe('VPN gateway (wireguard-go, nftables, network namespaces)', () => {
     if (skipReason !== undefined) return;
     for (const name of ['a1', 'a2', 'b1', 'c'] as const) {
       const key = device(name).publicKey;
-      await until(`a report of ${name}'s handshake`, () =>
-        reports.some((r) => r.peers.some((p) => p.publicKey === key && p.lastHandshakeOn !== null)),
+      await eventually(
+        async () =>
+          holds(
+            `a report of ${name}'s handshake`,
+            reports.some((r) => r.peers.some((p) => p.publicKey === key && p.lastHandshakeOn !== null)),
+            (ok) => ok,
+          ),
+        15_000,
+        50,
       );
       const first = reports.flatMap((r) => r.peers).find((p) => p.publicKey === key);
       expect(first?.lastHandshakeOn).toBeGreaterThan(Date.now() - 120_000);
@@ -689,13 +691,22 @@ describe('VPN gateway (wireguard-go, nftables, network namespaces)', () => {
     if (skipReason !== undefined) return;
     const current = gateway as GatewayProcess;
     const keys = ['a1', 'a2', 'b1'].map((n) => device(n as Device['name']).publicKey);
-    await until('endpoints in peers.json', () => {
-      if (!existsSync(join(stateDir, 'peers.json'))) return false;
-      const stored = JSON.parse(readFileSync(join(stateDir, 'peers.json'), 'utf8')) as {
-        endpoints: Record<string, string>;
-      };
-      return keys.every((k) => stored.endpoints[k]?.startsWith('198.18.0.'));
-    });
+    await eventually(
+      async () =>
+        holds(
+          'endpoints in peers.json',
+          (() => {
+            if (!existsSync(join(stateDir, 'peers.json'))) return false;
+            const stored = JSON.parse(readFileSync(join(stateDir, 'peers.json'), 'utf8')) as {
+              endpoints: Record<string, string>;
+            };
+            return keys.every((k) => stored.endpoints[k]?.startsWith('198.18.0.'));
+          })(),
+          (ok) => ok,
+        ),
+      15_000,
+      50,
+    );
     await current.kill('SIGKILL');
     // wireguard-go outlives the gateway process; a host restart takes it and the rules away.
     expect(await linkExists(GW_NS, GW_IF)).toBe(true);
@@ -709,13 +720,18 @@ describe('VPN gateway (wireguard-go, nftables, network namespaces)', () => {
       serial: 1,
     });
     // No device sends anything: the handshake comes from the gateway's keepalive to the stored endpoint.
-    await until(
-      'handshakes with a1, a2 and b1',
-      async () => {
-        const handshakes = await gatewayHandshakes();
-        return keys.every((k) => (handshakes.get(k) ?? 0) * 1000 >= restarted - 1000);
-      },
+    await eventually(
+      async () =>
+        holds(
+          'handshakes with a1, a2 and b1',
+          await (async () => {
+            const handshakes = await gatewayHandshakes();
+            return keys.every((k) => (handshakes.get(k) ?? 0) * 1000 >= restarted - 1000);
+          })(),
+          (ok) => ok,
+        ),
       15_000,
+      50,
     );
     expect(await reaches(device('a1'), device('a1').gateway, 5000)).toBe(true);
   });
@@ -752,9 +768,22 @@ describe('VPN gateway (wireguard-go, nftables, network namespaces)', () => {
     if (skipReason !== undefined) return;
     const current = gateway as GatewayProcess;
     expect(await current.kill('SIGTERM')).toBe(0);
-    await until('DC at the cloud', () => lifecycle.some((e) => e.kind === 'dc'));
+    await eventually(
+      async () =>
+        holds(
+          'DC at the cloud',
+          lifecycle.some((e) => e.kind === 'dc'),
+          (ok) => ok,
+        ),
+      15_000,
+      50,
+    );
     expect(await linkExists(GW_NS, GW_IF)).toBe(false);
     expect(await tableExists()).toBe(false);
-    await until('wireguard-go to exit', () => wireguardGoPid(GW_IF) === undefined, 5000);
+    await eventually(
+      async () => holds('wireguard-go to exit', wireguardGoPid(GW_IF) === undefined, (ok) => ok),
+      5000,
+      50,
+    );
   });
 });
