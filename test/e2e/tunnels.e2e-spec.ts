@@ -20,10 +20,10 @@ import { inNs, pingEventually, unreachable, wgKeyPair, wgPeers } from '../suppor
 import type { ApiProcess } from '../support/processes';
 import { GW_PORT, GW_UNDERLAY, TunnelLab, type TunnelDevice } from '../support/tunnel-lab';
 import { eventually, holds } from '../support/eventually';
+import { TUNNEL_NEEDS, describeWhen } from '../support/prerequisites';
 
-describe('real tunnels through a cloud-managed gateway', () => {
-  let lab: TunnelLab | null;
-  let skip = false;
+describeWhen('real tunnel e2e tests', TUNNEL_NEEDS)('real tunnels through a cloud-managed gateway', () => {
+  let lab: TunnelLab | undefined;
   let api: ApiProcess;
   let rootToken: string;
   let tenantA: E2eTenant;
@@ -42,9 +42,7 @@ describe('real tunnels through a cloud-managed gateway', () => {
   const gatewayAddressOf = (d: E2eDevice) => lab!.gatewayAddressOf(d);
 
   beforeAll(async () => {
-    lab = await TunnelLab.start('real tunnel e2e tests');
-    skip = lab === null;
-    if (!lab) return;
+    lab = await TunnelLab.start();
     ({ api, rootToken, tenantA, tenantB, gatewayId, gatewayKey, gatewayNs, gatewayIf } = lab);
     a1 = await lab.device(tenantA, 'a1');
     a2 = await lab.device(tenantA, 'a2');
@@ -56,7 +54,6 @@ describe('real tunnels through a cloud-managed gateway', () => {
 
   describe('devices', () => {
     it('should bring up a tunnel that carries packets: the device pings its gateway, and the gateway reports the handshake', async () => {
-      if (skip) return;
       const res = await connect(tenantA, a1);
       expect(res.status).toBe(200);
       expect(res.body).toMatchObject({
@@ -82,7 +79,6 @@ describe('real tunnels through a cloud-managed gateway', () => {
     });
 
     it('should drop packets between two devices of one account and across accounts, even when the senders route the whole tunnel range', async () => {
-      if (skip) return;
       for (const [tenant, d] of [
         [tenantA, a2],
         [tenantB, b1],
@@ -100,7 +96,6 @@ describe('real tunnels through a cloud-managed gateway', () => {
     });
 
     it('should take the peer off the gateway on _disconnect, and put it back on the next _connect', async () => {
-      if (skip) return;
       const key = (await request(api.url).get(`/v1/_/devices/${a2.id}`).set(bearer(tenantA.admin.token))).body
         .vpnPublicKey as string;
       expect(await wgPeers(gatewayNs, gatewayIf)).toContain(key);
@@ -114,7 +109,6 @@ describe('real tunnels through a cloud-managed gateway', () => {
     });
 
     it('should restore every peer from the cloud when the gateway restarts from nothing, with no API call', async () => {
-      if (skip) return;
       // A crash of the whole gateway host: the process and its interface are gone.
       await lab!.gateway.stop('SIGKILL');
       await lab!.net.removeInterface(gatewayNs, gatewayIf);
@@ -131,7 +125,6 @@ describe('real tunnels through a cloud-managed gateway', () => {
 
   describe('engineer sessions (REST)', () => {
     it("should let an engineer's computer reach exactly the session's device, and nothing once the session is deleted", async () => {
-      if (skip) return;
       const operator = await createUser(api.url, rootToken, tenantA.accountId, 'operator');
       const keys = wgKeyPair();
       const res = await request(api.url)
@@ -205,7 +198,6 @@ describe('real tunnels through a cloud-managed gateway', () => {
     });
 
     it('should end a session whose client goes silent and take its peer off the gateway', async () => {
-      if (skip) return;
       const keys = wgKeyPair();
       const res = await request(api.url)
         .post(`/v1/_/devices/${a1.id}/vpn/sessions`)
@@ -242,7 +234,6 @@ describe('real tunnels through a cloud-managed gateway', () => {
     });
 
     it('should refuse a session to a device whose VPN is down, a malformed key, and another tenant', async () => {
-      if (skip) return;
       const down = await tunnelDeviceWithoutConnect();
       const refused = await request(api.url)
         .post(`/v1/_/devices/${down.id}/vpn/sessions`)
@@ -283,7 +274,6 @@ describe('real tunnels through a cloud-managed gateway', () => {
 
   describe('the FendVPN client flow', () => {
     it("should sign in, list locations, connect a site session that reaches the account's devices and nothing of another account", async () => {
-      if (skip) return;
       const password = `pw-${suffix()}${suffix()}`;
       const username = `fend-${suffix()}`;
       expect(
@@ -407,7 +397,6 @@ describe('real tunnels through a cloud-managed gateway', () => {
 
   describe('the device side after a disconnect', () => {
     it("should end the device's sessions when its VPN is disconnected", async () => {
-      if (skip) return;
       const keys = wgKeyPair();
       const res = await request(api.url)
         .post(`/v1/_/devices/${b1.id}/vpn/sessions`)

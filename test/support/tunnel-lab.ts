@@ -17,7 +17,7 @@ import {
   type E2eDevice,
   type E2eTenant,
 } from './e2e-fixtures';
-import { mustSkip, tunnelPrerequisites, Underlay } from './netns';
+import { Underlay } from './netns';
 import { startApiProcess, startGatewayProcess, type ApiProcess, type LoggedProcess } from './processes';
 import { eventually, holds } from './eventually';
 
@@ -45,9 +45,11 @@ export class TunnelLab {
   private gatewayArgs!: Parameters<typeof startGatewayProcess>[0];
   private hosts = 10;
 
-  /** Starts everything, or returns null when the machine cannot run tunnels (and this is not CI). */
-  static async start(suite: string): Promise<TunnelLab | null> {
-    if (mustSkip(suite, await tunnelPrerequisites())) return null;
+  /**
+   * Starts everything. Needs root and the tunnel tools: suites using it choose `describe` or
+   * `describe.skip` with describeWhen(…, TUNNEL_NEEDS) when they load.
+   */
+  static async start(): Promise<TunnelLab> {
     const lab = new TunnelLab();
     try {
       await lab.setUp();

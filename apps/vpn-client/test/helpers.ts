@@ -196,32 +196,6 @@ export function refusedUpgrade(url: string, headers: Record<string, string>): Pr
   });
 }
 
-/**
- * Why the test cannot run here (missing tools, not root), or undefined. In CI that is a failure;
- * elsewhere the caller skips with a warning.
- */
-export async function missingPrerequisites(
-  tools: readonly string[],
-  needRoot: boolean,
-): Promise<string | undefined> {
-  const missing: string[] = [];
-  for (const tool of tools) {
-    await runSystemCommand('sh', ['-c', 'command -v "$0"', tool]).catch(() => missing.push(tool));
-  }
-  const reasons: string[] = [];
-  if (needRoot && process.getuid?.() !== 0) reasons.push('not root');
-  if (missing.length > 0) reasons.push(`missing ${missing.join(', ')}`);
-  return reasons.length === 0 ? undefined : reasons.join('; ');
-}
-
-/** Skips (with a warning) or, in CI, fails loudly when the prerequisites are missing. */
-export function skipOrFail(what: string, reason: string | undefined): boolean {
-  if (reason === undefined) return false;
-  if (process.env.CI === 'true') throw new Error(`${what} cannot run in CI: ${reason}`);
-  console.warn(`SKIPPING ${what}: ${reason}`);
-  return true;
-}
-
 export async function linkExists(ifname: string, netns?: string): Promise<boolean> {
   const args = ['link', 'show', 'dev', ifname];
   return runSystemCommand('ip', netns === undefined ? args : ['netns', 'exec', netns, 'ip', ...args]).then(

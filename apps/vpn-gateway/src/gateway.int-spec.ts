@@ -34,9 +34,9 @@ import {
 } from '@app/protocol';
 import { runSystemCommand } from '@app/edge';
 import { eventually, holds } from '../../../test/support/eventually';
+import { TUNNEL_NEEDS, describeWhen } from '../../../test/support/prerequisites';
 
 const ROOT = join(__dirname, '..', '..', '..');
-const TOOLS = ['wireguard-go', 'wg', 'ip', 'ping', 'nft', 'sysctl'];
 
 // Every name carries a random suffix: namespaces, and interfaces too, because wireguard-go's control
 // socket (/var/run/wireguard/<name>.sock) is one file for the whole host, whatever the namespace.
@@ -80,7 +80,6 @@ const inNs = (ns: string, file: string, args: string[], input?: string): Promise
 
 jest.setTimeout(180_000);
 
-let skipReason: string | undefined;
 let workDir: string;
 let stateDir: string;
 const namespaces: string[] = [];
@@ -230,14 +229,6 @@ async function tableExists(): Promise<boolean> {
     () => true,
     () => false,
   );
-}
-
-async function missingTools(): Promise<string[]> {
-  const missing: string[] = [];
-  for (const tool of TOOLS) {
-    await runSystemCommand('sh', ['-c', 'command -v "$0"', tool]).catch(() => missing.push(tool));
-  }
-  return missing;
 }
 
 /** The pid of the wireguard-go serving `ifname` (the names are unique to this test run). */
@@ -507,18 +498,10 @@ async function removeWireguard(ns: string, ifname: string): Promise<void> {
   rmSync(socket, { force: true });
 }
 
+/** Chosen when the file loads: skipped (reported as such) without the tools, a failure in CI. */
+const describeHere = describeWhen('VPN gateway integration test', TUNNEL_NEEDS);
+
 beforeAll(async () => {
-  if (process.getuid?.() !== 0) skipReason = 'not root';
-  const missing = await missingTools();
-  if (missing.length > 0) {
-    skipReason = `missing ${missing.join(', ')} (apt-get install wireguard-go wireguard-tools iproute2 nftables iputils-ping procps)`;
-  }
-  if (skipReason !== undefined) {
-    if (process.env.CI === 'true')
-      throw new Error(`VPN gateway integration test cannot run in CI: ${skipReason}`);
-    console.warn(`SKIPPING VPN gateway integration test: ${skipReason}`);
-    return;
-  }
   workDir = mkdtempSync(join(tmpdir(), 'vpngw-int-'));
   stateDir = join(workDir, 'gateway-state');
   await addNamespace(UNDERLAY_NS);
@@ -533,7 +516,6 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  if (skipReason !== undefined) return;
   if (gateway?.running === true) await gateway.kill('SIGTERM');
   await cloud?.endAsync(true).catch(() => undefined);
   if (server !== undefined) await new Promise((resolve) => server?.close(resolve));
@@ -548,13 +530,12 @@ afterAll(async () => {
 
 // ---------------------------------------------------------------------------------------------
 
-describe('VPN gateway (wireguard-go, nftables, network namespaces)', () => {
+describeHere('VPN gateway (wireguard-go, nftables, network namespaces)', () => {
   const dump = (): void => {
     if (gateway !== undefined) console.error(`gateway log tail:\n${gateway.tail(40)}`);
   };
 
   it('should announce itself in BIRTH with its application, key and listen port', () => {
-    if (skipReason !== undefined) return;
     const birth = lifecycle.find((e) => e.kind.startsWith('birth:'));
     const cert = JSON.parse((birth?.kind ?? 'birth:{}').slice(6)) as Record<string, unknown>;
     expect(cert).toMatchObject({ displayName: GW_ID, applicationIds: [GATEWAY_APP_ID], listenPort: GW_PORT });
@@ -569,7 +550,6 @@ describe('VPN gateway (wireguard-go, nftables, network namespaces)', () => {
   });
 
   it('should apply a chunked full sync: exactly those peers, addresses and the serial', async () => {
-    if (skipReason !== undefined) return;
     try {
       const reply = await fullSync([peerOf('a1'), peerOf('a2'), peerOf('b1'), peerOf('c', ['a1'])]);
       expect(reply).toEqual({ code: 200, serial: 1 });
@@ -585,14 +565,12 @@ describe('VPN gateway (wireguard-go, nftables, network namespaces)', () => {
   });
 
   it('should let every device reach the gateway, and the client the device it is allowed', async () => {
-    if (skipReason !== undefined) return;
     for (const d of devices.values()) expect(await reaches(d, d.gateway)).toBe(true);
     expect(await reaches(device('c'), device('a1').tunnel)).toBe(true);
     expect(await reaches(device('a1'), device('c').tunnel)).toBe(true);
   });
 
   it('should report each first handshake on the peers topic', async () => {
-    if (skipReason !== undefined) return;
     for (const name of ['a1', 'a2', 'b1', 'c'] as const) {
       const key = device(name).publicKey;
       await eventually(
@@ -611,7 +589,6 @@ describe('VPN gateway (wireguard-go, nftables, network namespaces)', () => {
   });
 
   it('should forward nothing else: no pair, no packet', async () => {
-    if (skipReason !== undefined) return;
     expect(await blocked(device('c'), device('a2').tunnel)).toBe(true);
     expect(await blocked(device('c'), device('b1').tunnel)).toBe(true);
     expect(await blocked(device('a1'), device('a2').tunnel)).toBe(true);
@@ -619,7 +596,6 @@ describe('VPN gateway (wireguard-go, nftables, network namespaces)', () => {
   });
 
   it('should open a pair listed by one side only, both ways, and close it again', async () => {
-    if (skipReason !== undefined) return;
     expect(await apply({ upsert: [peerOf('a1', ['a2'])] })).toEqual({ code: 200, serial });
     expect(await reaches(device('a2'), device('a1').tunnel)).toBe(true);
     expect(await reaches(device('a1'), device('a2').tunnel)).toBe(true);
@@ -631,7 +607,6 @@ describe('VPN gateway (wireguard-go, nftables, network namespaces)', () => {
   });
 
   it('should add and remove its own addresses as the change sets list them', async () => {
-    if (skipReason !== undefined) return;
     const addresses = (): Promise<string> => inNs(GW_NS, 'ip', ['-4', '-o', 'address', 'show', 'dev', GW_IF]);
     const reply = await request(
       'apply',
@@ -653,7 +628,6 @@ describe('VPN gateway (wireguard-go, nftables, network namespaces)', () => {
   });
 
   it('should refuse a change set from another serial with 409 and change nothing', async () => {
-    if (skipReason !== undefined) return;
     const before = await gatewayPeers();
     const held = serial;
     // A serial the gateway moved past (or never held): valid on the wire, wrong for this gateway.
@@ -664,7 +638,6 @@ describe('VPN gateway (wireguard-go, nftables, network namespaces)', () => {
   });
 
   it('should refuse malformed bodies and out-of-order chunks without changing anything', async () => {
-    if (skipReason !== undefined) return;
     const before = await gatewayPeers();
     const held = serial;
     expect(await request('apply', Buffer.from('not json'))).toMatchObject({ code: 400, serial: held });
@@ -680,7 +653,6 @@ describe('VPN gateway (wireguard-go, nftables, network namespaces)', () => {
   });
 
   it('should cut a removed client off at once', async () => {
-    if (skipReason !== undefined) return;
     expect(await apply({ remove: [device('c').publicKey] })).toEqual({ code: 200, serial });
     expect(await gatewayPeers()).not.toContain(device('c').publicKey);
     expect(await blocked(device('c'), device('a1').tunnel)).toBe(true);
@@ -688,7 +660,6 @@ describe('VPN gateway (wireguard-go, nftables, network namespaces)', () => {
   });
 
   it('should resume handshakes within seconds after a crash and a host restart, from stored endpoints', async () => {
-    if (skipReason !== undefined) return;
     const current = gateway as GatewayProcess;
     const keys = ['a1', 'a2', 'b1'].map((n) => device(n as Device['name']).publicKey);
     await eventually(
@@ -737,7 +708,6 @@ describe('VPN gateway (wireguard-go, nftables, network namespaces)', () => {
   });
 
   it('should take over the interface of a crashed run, keeping its sessions', async () => {
-    if (skipReason !== undefined) return;
     const devicesOnly = async (): Promise<[string, number][]> => {
       const all = await gatewayHandshakes();
       return ['a1', 'a2', 'b1'].map((n) => {
@@ -765,7 +735,6 @@ describe('VPN gateway (wireguard-go, nftables, network namespaces)', () => {
   });
 
   it('should stop cleanly on SIGTERM: DC, interface and firewall table removed, exit 0', async () => {
-    if (skipReason !== undefined) return;
     const current = gateway as GatewayProcess;
     expect(await current.kill('SIGTERM')).toBe(0);
     await eventually(
