@@ -16,6 +16,7 @@ import {
 import type { VpnStatusBody } from './device-factories';
 import { TEST_ADMIN_PASSWORD } from './test-api';
 import { eventually, holds } from './eventually';
+import type { components } from '../generated/api-types';
 
 export type RoleName = 'admin' | 'operator' | 'viewer';
 
@@ -171,19 +172,7 @@ export async function getVpnStatus(url: string, token: string, deviceId: string)
   return res.body as VpnStatusBody;
 }
 
-export interface OperationBody {
-  id: string;
-  deviceId: string;
-  requestId: string;
-  command: string;
-  status: 'RUNNING' | 'COMPLETED' | 'FAILED' | 'TIMEOUT';
-  requestedBy: string | null;
-  startedOn: string;
-  endedOn: string | null;
-  durationMs: number | null;
-  responseCode: number | null;
-  errorMessage: string | null;
-}
+export type OperationBody = components['schemas']['DeviceOperationDto'];
 
 /** The device's operations, newest first. */
 export async function listOperations(url: string, token: string, deviceId: string): Promise<OperationBody[]> {
@@ -192,11 +181,7 @@ export async function listOperations(url: string, token: string, deviceId: strin
   return res.body.items as OperationBody[];
 }
 
-export interface DeviceEventBody {
-  type: string;
-  receivedOn: string;
-  details: Record<string, unknown>;
-}
+export type DeviceEventBody = components['schemas']['DeviceEventDto'];
 
 /** The device's lifecycle and status events, newest first. */
 export async function listEvents(url: string, token: string, deviceId: string): Promise<DeviceEventBody[]> {
