@@ -120,12 +120,21 @@ describe('First start', () => {
       second = started.result;
       expect(started.out).not.toMatch(/password/i);
 
-      // A second start with ADMIN_PASSWORD set does not reset the admin's password either.
+      // A second start with ADMIN_PASSWORD set does not reset the admin's password either,
+      // but says so (without the password).
+      const warnings: string[] = [];
       const third = await captureStdout(() =>
-        startTestApi({ ADMIN_PASSWORD: 'a-different-password' }, { database: db }),
+        startTestApi(
+          { ADMIN_PASSWORD: 'a-different-password', LOG_LEVEL: 'warn' },
+          { database: db, logDestination: { write: (line) => warnings.push(line) } },
+        ),
       );
       try {
         expect(third.out).not.toMatch(/password/i);
+        const warning = warnings.find((l) => l.includes('ADMIN_PASSWORD differs'));
+        expect(warning).toContain('ADMIN_PASSWORD_RESET=true');
+        expect(warnings.join('\n')).not.toContain('a-different-password');
+        expect(warnings.join('\n')).not.toContain(printed[0]);
         expectError(
           await request(third.result.url)
             .post('/v1/authentication/user')
@@ -146,6 +155,38 @@ describe('First start', () => {
         .expect(200);
       expect(all.body.totalCount).toBe(0);
       expect(account.name).toBe('root');
+    });
+
+    it('should replace the stored password by ADMIN_PASSWORD when started with ADMIN_PASSWORD_RESET=true', async () => {
+      const lines: string[] = [];
+      const reset = await startTestApi(
+        { ADMIN_PASSWORD: 'the-reset-password', ADMIN_PASSWORD_RESET: 'true', LOG_LEVEL: 'warn' },
+        { database: db, logDestination: { write: (line) => lines.push(line) } },
+      );
+      try {
+        expect(lines.map((l) => (JSON.parse(l) as { msg: string }).msg).join('\n')).toContain(
+          'ADMIN_PASSWORD_RESET=true: the password of admin user "admin" is now ADMIN_PASSWORD',
+        );
+        expect(lines.join('\n')).not.toContain('the-reset-password');
+        await login(reset, 'admin', 'the-reset-password');
+        expectError(
+          await request(reset.url)
+            .post('/v1/authentication/user')
+            .send({ username: 'admin', password: printed[0] }),
+          401,
+          'AUTH_FAILED',
+        );
+      } finally {
+        await reset.stop();
+      }
+      // The same password again: nothing to warn about, nothing reset.
+      const quiet: string[] = [];
+      const again = await startTestApi(
+        { ADMIN_PASSWORD: 'the-reset-password', LOG_LEVEL: 'warn' },
+        { database: db, logDestination: { write: (line) => quiet.push(line) } },
+      );
+      await again.stop();
+      expect(quiet.filter((l) => l.includes('ADMIN_PASSWORD'))).toEqual([]);
     });
   });
 });

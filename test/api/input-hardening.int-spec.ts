@@ -4,6 +4,7 @@ import { createAccount, createUser, suffix } from '../support/factories';
 import { createTestDatabase } from '../support/database';
 import { bearer, expectError, login } from '../support/http';
 import { startTestApi, TEST_ADMIN_PASSWORD, type TestApi } from '../support/test-api';
+import { eventually } from '../support/eventually';
 
 type Method = 'get' | 'post' | 'put' | 'patch';
 
@@ -412,12 +413,12 @@ describe('Hostile input', () => {
 
     it('should answer again once the database is back', async () => {
       await listen();
-      let status = 0;
-      for (let i = 0; i < 50 && status !== 200; i++) {
-        status = (await request(downApi.url).get('/v1/_/accounts').set(bearer(downToken))).status;
-        if (status !== 200) await new Promise((r) => setTimeout(r, 100));
-      }
-      expect(status).toBe(200);
+      await eventually(
+        async () =>
+          expect((await request(downApi.url).get('/v1/_/accounts').set(bearer(downToken))).status).toBe(200),
+        5000,
+        100,
+      );
     });
   });
 });

@@ -7,7 +7,6 @@ import {
   createDevice,
   listOperations,
   login,
-  pollUntil,
   ProcessGroup,
   startDeviceAgent,
   waitForConnectionStatus,
@@ -15,6 +14,7 @@ import {
   type E2eDevice,
 } from '../support/e2e-fixtures';
 import { startApiProcess, type ApiProcess } from '../support/processes';
+import { eventually, holds } from '../support/eventually';
 
 /** Embedded defaults: no DATABASE_URL, no MQTT_URL, so the process owns its Postgres server. */
 const EMBEDDED = { DATABASE_URL: '', MQTT_URL: '' };
@@ -119,10 +119,15 @@ describe('the API on SIGTERM', () => {
           ),
       );
       for (const d of devices) {
-        await pollUntil(
-          'the connect operation to be RUNNING',
-          () => listOperations(api.url, token, d.id),
-          (ops) => ops[0]?.status === 'RUNNING',
+        await eventually(
+          async () =>
+            holds(
+              'the connect operation to be RUNNING',
+              await listOperations(api.url, token, d.id),
+              (ops) => ops[0]?.status === 'RUNNING',
+            ),
+          15_000,
+          100,
         );
       }
       const pid = postgresPid(dataDir);

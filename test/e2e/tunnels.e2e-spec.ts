@@ -12,7 +12,6 @@ import {
   createUser,
   expectErrorBody,
   getVpnStatus,
-  pollUntil,
   suffix,
   type E2eDevice,
   type E2eTenant,
@@ -20,10 +19,11 @@ import {
 import { inNs, pingEventually, unreachable, wgKeyPair, wgPeers } from '../support/netns';
 import type { ApiProcess } from '../support/processes';
 import { GW_PORT, GW_UNDERLAY, TunnelLab, type TunnelDevice } from '../support/tunnel-lab';
+import { eventually, holds } from '../support/eventually';
+import { TUNNEL_NEEDS, describeWhen } from '../support/prerequisites';
 
-describe('real tunnels through a cloud-managed gateway', () => {
-  let lab: TunnelLab | null;
-  let skip = false;
+describeWhen('real tunnel e2e tests', TUNNEL_NEEDS)('real tunnels through a cloud-managed gateway', () => {
+  let lab: TunnelLab | undefined;
   let api: ApiProcess;
   let rootToken: string;
   let tenantA: E2eTenant;
@@ -42,9 +42,7 @@ describe('real tunnels through a cloud-managed gateway', () => {
   const gatewayAddressOf = (d: E2eDevice) => lab!.gatewayAddressOf(d);
 
   beforeAll(async () => {
-    lab = await TunnelLab.start('real tunnel e2e tests');
-    skip = lab === null;
-    if (!lab) return;
+    lab = await TunnelLab.start();
     ({ api, rootToken, tenantA, tenantB, gatewayId, gatewayKey, gatewayNs, gatewayIf } = lab);
     a1 = await lab.device(tenantA, 'a1');
     a2 = await lab.device(tenantA, 'a2');
@@ -56,7 +54,6 @@ describe('real tunnels through a cloud-managed gateway', () => {
 
   describe('devices', () => {
     it('should bring up a tunnel that carries packets: the device pings its gateway, and the gateway reports the handshake', async () => {
-      if (skip) return;
       const res = await connect(tenantA, a1);
       expect(res.status).toBe(200);
       expect(res.body).toMatchObject({
@@ -68,16 +65,20 @@ describe('real tunnels through a cloud-managed gateway', () => {
         tunnel: { gatewayId, gatewayAddress: gatewayAddressOf(a1) },
       });
       await pingEventually(a1.ns, gatewayAddressOf(a1));
-      const status = await pollUntil(
-        'the gateway to report the handshake',
-        () => getVpnStatus(api.url, tenantA.admin.token, a1.id),
-        (s) => s.tunnel?.lastHandshakeOn != null && s.tunnel.rxBytes > 0,
+      const status = await eventually(
+        async () =>
+          holds(
+            'the gateway to report the handshake',
+            await getVpnStatus(api.url, tenantA.admin.token, a1.id),
+            (s) => s.tunnel?.lastHandshakeOn != null && s.tunnel.rxBytes > 0,
+          ),
+        15_000,
+        100,
       );
       expect(new Date(status.tunnel!.lastHandshakeOn!).getTime()).toBeGreaterThan(Date.now() - 60_000);
     });
 
     it('should drop packets between two devices of one account and across accounts, even when the senders route the whole tunnel range', async () => {
-      if (skip) return;
       for (const [tenant, d] of [
         [tenantA, a2],
         [tenantB, b1],
@@ -95,7 +96,6 @@ describe('real tunnels through a cloud-managed gateway', () => {
     });
 
     it('should take the peer off the gateway on _disconnect, and put it back on the next _connect', async () => {
-      if (skip) return;
       const key = (await request(api.url).get(`/v1/_/devices/${a2.id}`).set(bearer(tenantA.admin.token))).body
         .vpnPublicKey as string;
       expect(await wgPeers(gatewayNs, gatewayIf)).toContain(key);
@@ -109,7 +109,6 @@ describe('real tunnels through a cloud-managed gateway', () => {
     });
 
     it('should restore every peer from the cloud when the gateway restarts from nothing, with no API call', async () => {
-      if (skip) return;
       // A crash of the whole gateway host: the process and its interface are gone.
       await lab!.gateway.stop('SIGKILL');
       await lab!.net.removeInterface(gatewayNs, gatewayIf);
@@ -126,7 +125,6 @@ describe('real tunnels through a cloud-managed gateway', () => {
 
   describe('engineer sessions (REST)', () => {
     it("should let an engineer's computer reach exactly the session's device, and nothing once the session is deleted", async () => {
-      if (skip) return;
       const operator = await createUser(api.url, rootToken, tenantA.accountId, 'operator');
       const keys = wgKeyPair();
       const res = await request(api.url)
@@ -200,7 +198,6 @@ describe('real tunnels through a cloud-managed gateway', () => {
     });
 
     it('should end a session whose client goes silent and take its peer off the gateway', async () => {
-      if (skip) return;
       const keys = wgKeyPair();
       const res = await request(api.url)
         .post(`/v1/_/devices/${a1.id}/vpn/sessions`)
@@ -209,27 +206,34 @@ describe('real tunnels through a cloud-managed gateway', () => {
       expect(res.status).toBe(201);
       expect(await wgPeers(gatewayNs, gatewayIf)).toContain(keys.publicKey);
       // Nobody pings and no handshake comes: 3 × the 2 s ping interval later the sweep ends it.
-      const ended = await pollUntil(
-        'the silent session to end',
+      const ended = await eventually(
         async () =>
-          (
-            await request(api.url)
-              .get(`/v1/_/vpn/sessions?deviceId=${a1.id}`)
-              .set(bearer(tenantA.admin.token))
-          ).body.items as Array<{ id: string; endReason: string | null }>,
-        (items) => items.find((s) => s.id === res.body.id)?.endReason === 'expired',
+          holds(
+            'the silent session to end',
+            (await (
+              await request(api.url)
+                .get(`/v1/_/vpn/sessions?deviceId=${a1.id}`)
+                .set(bearer(tenantA.admin.token))
+            ).body.items) as Array<{ id: string; endReason: string | null }>,
+            (items) => items.find((s) => s.id === res.body.id)?.endReason === 'expired',
+          ),
         20_000,
+        100,
       );
       expect(ended.find((s) => s.id === res.body.id)?.endReason).toBe('expired');
-      await pollUntil(
-        'the expired peer to leave the gateway',
-        () => wgPeers(gatewayNs, gatewayIf),
-        (peers) => !peers.includes(keys.publicKey),
+      await eventually(
+        async () =>
+          holds(
+            'the expired peer to leave the gateway',
+            await wgPeers(gatewayNs, gatewayIf),
+            (peers) => !peers.includes(keys.publicKey),
+          ),
+        15_000,
+        100,
       );
     });
 
     it('should refuse a session to a device whose VPN is down, a malformed key, and another tenant', async () => {
-      if (skip) return;
       const down = await tunnelDeviceWithoutConnect();
       const refused = await request(api.url)
         .post(`/v1/_/devices/${down.id}/vpn/sessions`)
@@ -270,7 +274,6 @@ describe('real tunnels through a cloud-managed gateway', () => {
 
   describe('the FendVPN client flow', () => {
     it("should sign in, list locations, connect a site session that reaches the account's devices and nothing of another account", async () => {
-      if (skip) return;
       const password = `pw-${suffix()}${suffix()}`;
       const username = `fend-${suffix()}`;
       expect(
@@ -394,7 +397,6 @@ describe('real tunnels through a cloud-managed gateway', () => {
 
   describe('the device side after a disconnect', () => {
     it("should end the device's sessions when its VPN is disconnected", async () => {
-      if (skip) return;
       const keys = wgKeyPair();
       const res = await request(api.url)
         .post(`/v1/_/devices/${b1.id}/vpn/sessions`)
@@ -402,15 +404,19 @@ describe('real tunnels through a cloud-managed gateway', () => {
         .send({ publicKey: keys.publicKey });
       expect(res.status).toBe(201);
       expect((await connect(tenantB, b1, '_disconnect')).status).toBe(200);
-      const sessions = await pollUntil(
-        'the session to end with the device',
+      const sessions = await eventually(
         async () =>
-          (
-            await request(api.url)
-              .get(`/v1/_/vpn/sessions?deviceId=${b1.id}`)
-              .set(bearer(tenantB.admin.token))
-          ).body.items as Array<{ id: string; endReason: string | null }>,
-        (items) => items.find((s) => s.id === res.body.id)?.endReason != null,
+          holds(
+            'the session to end with the device',
+            (await (
+              await request(api.url)
+                .get(`/v1/_/vpn/sessions?deviceId=${b1.id}`)
+                .set(bearer(tenantB.admin.token))
+            ).body.items) as Array<{ id: string; endReason: string | null }>,
+            (items) => items.find((s) => s.id === res.body.id)?.endReason != null,
+          ),
+        15_000,
+        100,
       );
       expect(sessions.find((s) => s.id === res.body.id)?.endReason).toBe('device_disconnected');
       expect(await wgPeers(gatewayNs, gatewayIf)).not.toContain(keys.publicKey);

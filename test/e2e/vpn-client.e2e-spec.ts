@@ -8,17 +8,18 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import request from 'supertest';
-import { bearer, createUser, pollUntil, type E2eUser } from '../support/e2e-fixtures';
+import { bearer, createUser, type E2eUser } from '../support/e2e-fixtures';
 import { callClient, ClientStatusSocket, type ClientStatusBody } from '../support/local-client';
 import { inNs, pingEventually, unreachable, wgPeers } from '../support/netns';
 import { startClientProcess, type LoggedProcess } from '../support/processes';
 import { TunnelLab, type TunnelDevice } from '../support/tunnel-lab';
+import { eventually, holds } from '../support/eventually';
+import { TUNNEL_NEEDS, describeWhen } from '../support/prerequisites';
 
 const PORTAL = 'https://portal.example.test';
 
-describe("the engineer's local VPN client", () => {
-  let lab: TunnelLab | null;
-  let skip = false;
+describeWhen('vpn-client e2e tests', TUNNEL_NEEDS)("the engineer's local VPN client", () => {
+  let lab: TunnelLab | undefined;
   let a1: TunnelDevice;
   let a2: TunnelDevice;
   let b1: TunnelDevice;
@@ -38,12 +39,10 @@ describe("the engineer's local VPN client", () => {
   const status = async (): Promise<ClientStatusBody> =>
     (await callClient(`${client.url}/status`)).body as unknown as ClientStatusBody;
   const until = (what: string, done: (s: ClientStatusBody) => boolean, timeoutMs = 60_000) =>
-    pollUntil(what, status, done, timeoutMs);
+    eventually(async () => holds(what, await status(), done), timeoutMs, 100);
 
   beforeAll(async () => {
-    lab = await TunnelLab.start('vpn-client e2e tests');
-    skip = lab === null;
-    if (!lab) return;
+    lab = await TunnelLab.start();
     a1 = await lab.device(lab.tenantA, 'ca1');
     a2 = await lab.device(lab.tenantA, 'ca2');
     b1 = await lab.device(lab.tenantB, 'cb1');
@@ -83,7 +82,6 @@ describe("the engineer's local VPN client", () => {
   }, 120_000);
 
   it('should describe itself with IXON discovery links and be idle', async () => {
-    if (skip) return;
     const discovery = await callClient(`${client.url}/`);
     expect(discovery.status).toBe(200);
     const rels = (discovery.body.links as Array<{ rel: string }>).map((l) => l.rel).sort();
@@ -103,7 +101,6 @@ describe("the engineer's local VPN client", () => {
   });
 
   it("should connect to a device of the engineer's account: pushes 002 then 004, and the device answers pings", async () => {
-    if (skip) return;
     const controller = randomUUID();
     const res = await callClient(`${client.url}/connect`, {
       method: 'POST',
@@ -138,7 +135,6 @@ describe("the engineer's local VPN client", () => {
   });
 
   it('should refuse a foreign Host, a foreign Origin and a foreign WebSocket Origin with 403', async () => {
-    if (skip) return;
     const port = new URL(client.url).port;
     expect(
       (await callClient(`${client.url}/status`, { headers: { Host: `evil.example:${port}` } })).status,
@@ -157,22 +153,25 @@ describe("the engineer's local VPN client", () => {
   });
 
   it('should disconnect for anyone: the tunnel goes, and the session is ended in the audit trail', async () => {
-    if (skip) return;
     const before = await wgPeers(lab!.gatewayNs, lab!.gatewayIf);
     const res = await callClient(`${client.url}/disconnect`, { method: 'POST' });
     expect(res.status).toBe(200);
     await until('the client to be idle', (s) => s.status === 'idle');
     expect(await unreachable(engineerNs, a1.tunnelAddress)).toBe(true);
     await expect(inNs(engineerNs, 'ip', ['link', 'show', 'dev', clientIf])).rejects.toThrow();
-    const audit = await pollUntil(
-      'the session to be ended in the audit trail',
+    const audit = await eventually(
       async () =>
-        (
-          await request(lab!.api.url)
-            .get(`/v1/_/vpn/sessions?deviceId=${a1.id}`)
-            .set(bearer(lab!.tenantA.admin.token))
-        ).body.items as Array<{ endReason: string | null; userId: string }>,
-      (items) => items.length > 0 && items.every((s) => s.endReason !== null),
+        holds(
+          'the session to be ended in the audit trail',
+          (await (
+            await request(lab!.api.url)
+              .get(`/v1/_/vpn/sessions?deviceId=${a1.id}`)
+              .set(bearer(lab!.tenantA.admin.token))
+          ).body.items) as Array<{ endReason: string | null; userId: string }>,
+          (items) => items.length > 0 && items.every((s) => s.endReason !== null),
+        ),
+      15_000,
+      100,
     );
     expect(audit[0]).toMatchObject({ endReason: 'closed', userId: operator.id });
     expect((await wgPeers(lab!.gatewayNs, lab!.gatewayIf)).length).toBe(before.length - 1);
@@ -206,7 +205,6 @@ describe("the engineer's local VPN client", () => {
   ])(
     'should end in error with the failing step code for %s and leave nothing behind',
     async (_what, body, token, code) => {
-      if (skip) return;
       const controller = randomUUID();
       const res = await callClient(`${client.url}/connect`, {
         method: 'POST',

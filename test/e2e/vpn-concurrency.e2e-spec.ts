@@ -9,11 +9,11 @@ import {
   getVpnStatus,
   listOperations,
   login,
-  pollUntil,
   ProcessGroup,
   type E2eDevice,
 } from '../support/e2e-fixtures';
 import { startApiProcess, startFleetProcess, type ApiProcess } from '../support/processes';
+import { eventually, holds } from '../support/eventually';
 
 const DEVICES = 20;
 
@@ -46,15 +46,20 @@ describe('device VPN commands sent concurrently', () => {
         args: ['--connect-delay-ms', '100'],
       }),
     );
-    await pollUntil(
-      `all ${DEVICES} devices to be CONNECTED`,
-      async () => {
-        const res = await request(api.url)
-          .get('/v1/_/devices?connectionStatus=CONNECTED&limit=100')
-          .set(bearer(token));
-        return res.body.size as number;
-      },
-      (connected) => connected === DEVICES,
+    await eventually(
+      async () =>
+        holds(
+          `all ${DEVICES} devices to be CONNECTED`,
+          await (async () => {
+            const res = await request(api.url)
+              .get('/v1/_/devices?connectionStatus=CONNECTED&limit=100')
+              .set(bearer(token));
+            return res.body.size as number;
+          })(),
+          (connected) => connected === DEVICES,
+        ),
+      15_000,
+      100,
     );
   }, 120_000);
 

@@ -7,13 +7,13 @@ import {
   getVpnStatus,
   listOperations,
   login,
-  pollUntil,
   ProcessGroup,
   startDeviceAgent,
   waitForConnectionStatus,
   type E2eDevice,
 } from '../support/e2e-fixtures';
 import { startApiProcess, type ApiProcess } from '../support/processes';
+import { eventually, holds } from '../support/eventually';
 
 describe('device VPN commands when the device fails', () => {
   const procs = new ProcessGroup();
@@ -83,10 +83,15 @@ describe('device VPN commands when the device fails', () => {
     await waitForConnectionStatus(api.url, token, device.id, 'CONNECTED');
 
     const inFlight = command(device, '_connect?timeout=60000').then((r) => r);
-    await pollUntil(
-      'the connect operation to be RUNNING',
-      () => listOperations(api.url, token, device.id),
-      (ops) => ops[0]?.status === 'RUNNING',
+    await eventually(
+      async () =>
+        holds(
+          'the connect operation to be RUNNING',
+          await listOperations(api.url, token, device.id),
+          (ops) => ops[0]?.status === 'RUNNING',
+        ),
+      15_000,
+      100,
     );
     await agent.stop('SIGKILL');
 
@@ -104,16 +109,26 @@ describe('device VPN commands when the device fails', () => {
     await waitForConnectionStatus(api.url, token, device.id, 'CONNECTED');
 
     const inFlight = command(device, '_connect?timeout=60000').then((r) => r);
-    await pollUntil(
-      'the connect operation to be RUNNING',
-      () => listOperations(api.url, token, device.id),
-      (ops) => ops[0]?.status === 'RUNNING',
+    await eventually(
+      async () =>
+        holds(
+          'the connect operation to be RUNNING',
+          await listOperations(api.url, token, device.id),
+          (ops) => ops[0]?.status === 'RUNNING',
+        ),
+      15_000,
+      100,
     );
     // RUNNING only says the command was sent; the agent reports `connecting` once it has it.
-    await pollUntil(
-      'the agent to report connecting',
-      () => getVpnStatus(api.url, token, device.id),
-      (s) => s.status === 'connecting',
+    await eventually(
+      async () =>
+        holds(
+          'the agent to report connecting',
+          await getVpnStatus(api.url, token, device.id),
+          (s) => s.status === 'connecting',
+        ),
+      15_000,
+      100,
     );
     // The agent aborts the hanging connect and answers it before its DC.
     expect(await agent.stop('SIGTERM')).toBe(0);
@@ -147,10 +162,15 @@ describe('device VPN commands when the device fails', () => {
 
     expect(await agent.stop('SIGTERM')).toBe(0);
     await waitForConnectionStatus(api.url, token, device.id, 'DISCONNECTED');
-    await pollUntil(
-      'the tunnel-down report of the clean stop',
-      () => getVpnStatus(api.url, token, device.id),
-      (s) => !s.connected,
+    await eventually(
+      async () =>
+        holds(
+          'the tunnel-down report of the clean stop',
+          await getVpnStatus(api.url, token, device.id),
+          (s) => !s.connected,
+        ),
+      15_000,
+      100,
     );
     expectErrorBody(await command(device, '_connect'), 409, 'DEVICE_NOT_CONNECTED');
   });

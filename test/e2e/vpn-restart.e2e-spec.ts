@@ -10,13 +10,13 @@ import {
   listEvents,
   listOperations,
   login,
-  pollUntil,
   ProcessGroup,
   startDeviceAgent,
   waitForConnectionStatus,
   type E2eDevice,
 } from '../support/e2e-fixtures';
 import { startAgentProcess, startApiProcess, type ApiProcess } from '../support/processes';
+import { eventually, holds } from '../support/eventually';
 
 /** Restarts of either side: the agent process, the API process (same database), and the broker link. */
 describe('device VPN across restarts', () => {
@@ -81,10 +81,15 @@ describe('device VPN across restarts', () => {
       procs.agent(await startDeviceAgent(api, device));
       await waitForConnectionStatus(api.url, token, device.id, 'CONNECTED');
       // The new boot starts its seq again from 1: it must still replace the old boot's higher seq.
-      const converged = await pollUntil(
-        "the restarted agent's status report",
-        () => getVpnStatus(api.url, token, device.id),
-        (s) => !s.connected,
+      const converged = await eventually(
+        async () =>
+          holds(
+            "the restarted agent's status report",
+            await getVpnStatus(api.url, token, device.id),
+            (s) => !s.connected,
+          ),
+        15_000,
+        100,
       );
       expect(converged).toMatchObject({
         connected: false,
@@ -107,10 +112,15 @@ describe('device VPN across restarts', () => {
         (r) => r.status,
         () => 'connection lost',
       );
-      await pollUntil(
-        'the connect operation to be RUNNING',
-        () => listOperations(api.url, token, device.id),
-        (ops) => ops[0]?.status === 'RUNNING',
+      await eventually(
+        async () =>
+          holds(
+            'the connect operation to be RUNNING',
+            await listOperations(api.url, token, device.id),
+            (ops) => ops[0]?.status === 'RUNNING',
+          ),
+        15_000,
+        100,
       );
 
       api = await procs.restartApi(api, 'SIGKILL');
@@ -128,10 +138,15 @@ describe('device VPN across restarts', () => {
       procs.agent(await startDeviceAgent(api, device, ['--fail-mode', 'timeout']));
       await waitForConnectionStatus(api.url, token, device.id, 'CONNECTED');
       const inFlight = command(device, '_connect?timeout=60000').then((r) => r);
-      await pollUntil(
-        'the connect operation to be RUNNING',
-        () => listOperations(api.url, token, device.id),
-        (ops) => ops[0]?.status === 'RUNNING',
+      await eventually(
+        async () =>
+          holds(
+            'the connect operation to be RUNNING',
+            await listOperations(api.url, token, device.id),
+            (ops) => ops[0]?.status === 'RUNNING',
+          ),
+        15_000,
+        100,
       );
 
       api = await procs.restartApi(api, 'SIGTERM');
@@ -199,10 +214,10 @@ describe('device VPN across restarts', () => {
       }
 
       await agent.waitFor('reconnected, BIRTH published', 15_000, mark);
-      await pollUntil(
-        'a new BIRTH event',
-        () => births(device),
-        (n) => n > before,
+      await eventually(
+        async () => holds('a new BIRTH event', await births(device), (n) => n > before),
+        15_000,
+        100,
       );
       await waitForConnectionStatus(api.url, token, device.id, 'CONNECTED');
       const res = await command(device, '_connect');

@@ -7,16 +7,9 @@ import { createTenant, type Tenant } from '../support/factories';
 import { bearer, expectError, login } from '../support/http';
 import { startTestApi, type TestApi } from '../support/test-api';
 import { SimDevice } from '../gateways/gateway-fixtures';
+import type { components } from '../generated/api-types';
 
-interface OperationBody {
-  id: string;
-  deviceId: string;
-  command: string;
-  status: string;
-  endedOn: string | null;
-  responseCode: number | null;
-  errorMessage: string | null;
-}
+type OperationBody = components['schemas']['DeviceOperationDto'];
 
 describe('asynchronous VPN commands (POST …/vpn/_connect?async=true)', () => {
   let api: TestApi;

@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -7,6 +6,7 @@ import { createDevice } from '../support/device-factories';
 import { createTenant, createUser, type Tenant } from '../support/factories';
 import { bearer, login } from '../support/http';
 import { startTestApi, type TestApi } from '../support/test-api';
+import { describeWhen } from '../support/prerequisites';
 
 const CHROMIUM = '/usr/bin/chromium';
 
@@ -53,7 +53,7 @@ function fetchFrom(page: Page, url: string, token: string | null): Promise<Fetch
  * with a bearer token, a page on any other origin is refused by the browser. Skipped only when
  * chromium is missing outside CI; in CI (CI=true installs it) a missing browser fails the test.
  */
-(existsSync(CHROMIUM) || process.env.CI ? describe : describe.skip)('CORS for browser dashboards', () => {
+describeWhen('CORS browser test', { tools: [CHROMIUM] })('CORS for browser dashboards', () => {
   let api: TestApi;
   let browser: Browser;
   let allowed: { server: Server; origin: string };

@@ -15,7 +15,7 @@ import {
   publishStatus,
   type DeviceBody,
 } from '../support/device-factories';
-import { eventually } from '../support/eventually';
+import { eventually, expectNothingFor } from '../support/eventually';
 import { createTenant, suffix, type Tenant } from '../support/factories';
 import { bearer, login } from '../support/http';
 import { openSse, type SseMessage, type SseStream } from '../support/sse-client';
@@ -178,7 +178,9 @@ describe('Fleet event stream (GET /v1/{scopeId}/vpn/events)', () => {
     await dc(a, device);
     const second = await stream('_', aToken, { 'Last-Event-ID': resumeAfter });
     await second.waitFor((m) => fleet(m).length === 3);
-    await new Promise((r) => setTimeout(r, 400));
+    await expectNothingFor(400, 'a duplicate would come with the next feed polls (every 100 ms)', () =>
+      expect(fleet(second.messages)).toHaveLength(3),
+    );
     const all = [...fleet(first.messages).slice(0, 2), ...fleet(second.messages)].map((m) => m.id);
     expect(new Set(all).size).toBe(all.length);
     expect(fleet(second.messages).map((m) => m.event)).toEqual([
@@ -210,7 +212,16 @@ describe('Fleet event stream (GET /v1/{scopeId}/vpn/events)', () => {
     await sRoot.waitFor((m) => fleet(m).length === 2);
     await sB.waitFor((m) => fleet(m).length === 1);
     await sChild.waitFor((m) => fleet(m).length === 1);
-    await new Promise((r) => setTimeout(r, 300));
+    await expectNothingFor(
+      300,
+      "another tenant's event would come with the next feed polls (every 100 ms)",
+      () => {
+        expect(fleet(sA.messages)).toHaveLength(2);
+        expect(fleet(sRoot.messages)).toHaveLength(2);
+        expect(fleet(sB.messages)).toHaveLength(1);
+        expect(fleet(sChild.messages)).toHaveLength(1);
+      },
+    );
     expect(fleet(sA.messages).map((m) => parsed(m).deviceId)).toEqual([devA1.id, devA.id]);
     expect(fleet(sRoot.messages).map((m) => parsed(m).deviceId)).toEqual([devA1.id, devA.id]);
     expect(fleet(sB.messages).map((m) => parsed(m).deviceId)).toEqual([devB.id]);
@@ -334,8 +345,11 @@ describe('Fleet event stream (GET /v1/{scopeId}/vpn/events)', () => {
         ).rows;
         // A later id that commits first.
         await birth(a, device);
-        await new Promise((r) => setTimeout(r, 500));
-        expect(fleet(s.messages)).toEqual([]);
+        await expectNothingFor(
+          500,
+          'the later event must be held back while the earlier transaction is open: five feed polls pass',
+          () => expect(fleet(s.messages)).toEqual([]),
+        );
         await late.query('COMMIT');
         await s.waitFor((m) => fleet(m).length === 2);
         const ids = fleet(s.messages).map((m) => m.id!);

@@ -12,6 +12,7 @@ import {
 } from '@app/protocol';
 import { bearer } from './http';
 import type { TestApi } from './test-api';
+import type { components } from '../generated/api-types';
 
 /**
  * Device factories over the HTTP API, and raw MQTT clients that speak for a device. Against a
@@ -27,6 +28,10 @@ export const usesExternalBroker = (api: TestApi): boolean => api.externalBroker;
 
 export const uniqueClientId = (prefix = 'dev'): string => `${prefix}-${randomBytes(5).toString('hex')}`;
 
+/**
+ * Hand-written, not the generated DeviceDto: the spec types scopeId as nullable (shared by root
+ * accounts), while a device always belongs to an account.
+ */
 export interface DeviceBody {
   id: string;
   scopeId: string;
@@ -58,14 +63,7 @@ export interface DeviceCredentials {
   account: string;
 }
 
-export interface DeviceEventBody {
-  id: string;
-  deviceId: string;
-  type: string;
-  receivedOn: string;
-  sentOn: string | null;
-  details: Record<string, unknown>;
-}
+export type DeviceEventBody = components['schemas']['DeviceEventDto'];
 
 /** Registers a device in `scope` (an account id or `_`); a random clientId unless given. */
 export async function createDevice(

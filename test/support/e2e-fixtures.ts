@@ -15,6 +15,8 @@ import {
 } from './processes';
 import type { VpnStatusBody } from './device-factories';
 import { TEST_ADMIN_PASSWORD } from './test-api';
+import { eventually, holds } from './eventually';
+import type { components } from '../generated/api-types';
 
 export type RoleName = 'admin' | 'operator' | 'viewer';
 
@@ -129,26 +131,6 @@ export function startDeviceAgent(
   });
 }
 
-/** Calls `read` until `done` holds for its result, or fails after `timeoutMs` with the last result. */
-export async function pollUntil<T>(
-  what: string,
-  read: () => Promise<T>,
-  done: (value: T) => boolean,
-  timeoutMs = 15_000,
-  intervalMs = 100,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  for (;;) {
-    last = await read();
-    if (done(last)) return last;
-    if (Date.now() >= deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${JSON.stringify(last)}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
-}
-
 export interface DeviceBody {
   id: string;
   clientId: string;
@@ -170,11 +152,15 @@ export function waitForConnectionStatus(
   status: 'CONNECTED' | 'DISCONNECTED' | 'MISSING' | 'NEVER_CONNECTED',
   timeoutMs = 15_000,
 ): Promise<DeviceBody> {
-  return pollUntil(
-    `device ${deviceId} to be ${status}`,
-    () => getDevice(url, token, deviceId),
-    (d) => d.connectionStatus === status,
+  return eventually(
+    async () =>
+      holds(
+        `device ${deviceId} to be ${status}`,
+        await getDevice(url, token, deviceId),
+        (d) => d.connectionStatus === status,
+      ),
     timeoutMs,
+    100,
   );
 }
 
@@ -186,19 +172,7 @@ export async function getVpnStatus(url: string, token: string, deviceId: string)
   return res.body as VpnStatusBody;
 }
 
-export interface OperationBody {
-  id: string;
-  deviceId: string;
-  requestId: string;
-  command: string;
-  status: 'RUNNING' | 'COMPLETED' | 'FAILED' | 'TIMEOUT';
-  requestedBy: string | null;
-  startedOn: string;
-  endedOn: string | null;
-  durationMs: number | null;
-  responseCode: number | null;
-  errorMessage: string | null;
-}
+export type OperationBody = components['schemas']['DeviceOperationDto'];
 
 /** The device's operations, newest first. */
 export async function listOperations(url: string, token: string, deviceId: string): Promise<OperationBody[]> {
@@ -207,11 +181,7 @@ export async function listOperations(url: string, token: string, deviceId: strin
   return res.body.items as OperationBody[];
 }
 
-export interface DeviceEventBody {
-  type: string;
-  receivedOn: string;
-  details: Record<string, unknown>;
-}
+export type DeviceEventBody = components['schemas']['DeviceEventDto'];
 
 /** The device's lifecycle and status events, newest first. */
 export async function listEvents(url: string, token: string, deviceId: string): Promise<DeviceEventBody[]> {

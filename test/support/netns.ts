@@ -12,30 +12,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runSystemCommand } from '@app/edge';
 
-export const TUNNEL_TOOLS = ['wireguard-go', 'wg', 'ip', 'ping', 'nft', 'sysctl'] as const;
-const INSTALL = 'apt-get install wireguard-go wireguard-tools iproute2 iputils-ping nftables procps';
-
-/** Why tunnel tests cannot run here (not root, a tool missing), or undefined when they can. */
-export async function tunnelPrerequisites(): Promise<string | undefined> {
-  if (process.getuid?.() !== 0) return 'not root';
-  const missing: string[] = [];
-  for (const tool of TUNNEL_TOOLS) {
-    await runSystemCommand('sh', ['-c', 'command -v "$0"', tool]).catch(() => missing.push(tool));
-  }
-  return missing.length > 0 ? `missing ${missing.join(', ')} (${INSTALL})` : undefined;
-}
-
-/**
- * Under CI a missing prerequisite fails the suite loudly; elsewhere the suite is skipped with a
- * warning. Returns true when the suite must skip.
- */
-export function mustSkip(suite: string, reason: string | undefined): boolean {
-  if (reason === undefined) return false;
-  if (process.env.CI === 'true') throw new Error(`${suite} cannot run in CI: ${reason}`);
-  console.warn(`SKIPPING ${suite}: ${reason}`);
-  return true;
-}
-
 export const inNs = (ns: string, file: string, args: string[], input?: string): Promise<string> =>
   runSystemCommand('ip', ['netns', 'exec', ns, file, ...args], input === undefined ? {} : { input });
 

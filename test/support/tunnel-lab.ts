@@ -11,15 +11,15 @@ import {
   bearer,
   createTenant,
   login,
-  pollUntil,
   ProcessGroup,
   startDeviceAgent,
   suffix,
   type E2eDevice,
   type E2eTenant,
 } from './e2e-fixtures';
-import { mustSkip, tunnelPrerequisites, Underlay } from './netns';
+import { Underlay } from './netns';
 import { startApiProcess, startGatewayProcess, type ApiProcess, type LoggedProcess } from './processes';
+import { eventually, holds } from './eventually';
 
 export const GW_UNDERLAY = '198.18.0.1';
 export const GW_PORT = 51820;
@@ -45,9 +45,11 @@ export class TunnelLab {
   private gatewayArgs!: Parameters<typeof startGatewayProcess>[0];
   private hosts = 10;
 
-  /** Starts everything, or returns null when the machine cannot run tunnels (and this is not CI). */
-  static async start(suite: string): Promise<TunnelLab | null> {
-    if (mustSkip(suite, await tunnelPrerequisites())) return null;
+  /**
+   * Starts everything. Needs root and the tunnel tools: suites using it choose `describe` or
+   * `describe.skip` with describeWhen(…, TUNNEL_NEEDS) when they load.
+   */
+  static async start(): Promise<TunnelLab> {
     const lab = new TunnelLab();
     try {
       await lab.setUp();
@@ -100,12 +102,18 @@ export class TunnelLab {
       args: ['--stats-interval-ms', '1000', '--keepalive', '1', '--reconnect-period-ms', '200'],
     };
     await this.startGateway();
-    const gateway = await pollUntil(
-      'the gateway to be CONNECTED with its key',
+    const gateway = await eventually(
       async () =>
-        (await request(this.api.url).get(`/v1/_/gateways/${this.gatewayId}`).set(bearer(this.rootToken)))
-          .body,
-      (g: { connection: string; publicKey: string | null }) => g.connection === 'CONNECTED' && !!g.publicKey,
+        holds(
+          'the gateway to be CONNECTED with its key',
+          await (
+            await request(this.api.url).get(`/v1/_/gateways/${this.gatewayId}`).set(bearer(this.rootToken))
+          ).body,
+          (g: { connection: string; publicKey: string | null }) =>
+            g.connection === 'CONNECTED' && !!g.publicKey,
+        ),
+      15_000,
+      100,
     );
     this.gatewayKey = gateway.publicKey as string;
   }

@@ -4,6 +4,7 @@ import 'reflect-metadata';
 import { loadConfig, ConfigError, type AppConfig } from './config/app-config';
 import { createRootLogger } from './common/logging';
 import { isStartAborted, startApi, type RunningApi } from './bootstrap';
+import { EmbeddedPostgresAccessError } from './database/postgres-user-access';
 
 /** A shutdown that takes longer than this is cut short (exit 1), so a process manager is never left waiting. */
 const SHUTDOWN_DEADLINE_MS = 20_000;
@@ -71,6 +72,11 @@ async function main(): Promise<void> {
     if (isStartAborted(err)) {
       logger.info('start-up interrupted; everything it had started is stopped');
       exit(0);
+    }
+    if (err instanceof EmbeddedPostgresAccessError) {
+      // What to do is the whole message: no stack.
+      logger.fatal(err.message);
+      exit(2);
     }
     logger.fatal({ err }, err instanceof Error ? err.message : 'start-up failed');
     exit(1);

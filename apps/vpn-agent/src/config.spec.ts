@@ -2,8 +2,14 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { ConfigError, defaultInterfaceName, parseAgentConfig } from './config';
-import { parseFleetConfig } from './simulate-config';
+import {
+  AGENT_CONNECT_DELAY_MS,
+  agentUsage,
+  ConfigError,
+  defaultInterfaceName,
+  parseAgentConfig,
+} from './config';
+import { FLEET_CONNECT_DELAY_MS, fleetUsage, parseFleetConfig } from './simulate-config';
 
 const required = ['--broker', 'mqtt://127.0.0.1:1883', '--account', 'acme', '--client-id', 'dev-1'];
 
@@ -188,5 +194,25 @@ describe('parseFleetConfig', () => {
         parseFleetConfig([...fleet, '--api', 'http://x', '--token', 't', '--credentials', 'f'], {}),
       ).message,
     ).toContain('exclude each other');
+  });
+});
+
+describe('--connect-delay-ms in the help texts', () => {
+  const helpDefault = (text: string): string | undefined =>
+    /--connect-delay-ms\s.*\(default (\d+)\)/.exec(text)?.[1];
+
+  it('should state the default the agent really uses', () => {
+    expect(helpDefault(agentUsage())).toBe(String(AGENT_CONNECT_DELAY_MS));
+    expect(parseAgentConfig(required, {}).simulated.connectDelayMs).toBe(AGENT_CONNECT_DELAY_MS);
+  });
+
+  it("should state the default simulate really uses (0, not the agent's)", () => {
+    expect(helpDefault(fleetUsage())).toBe('0');
+    const fleet = parseFleetConfig(
+      ['--broker', 'mqtt://127.0.0.1:1883', '--account', 'root', '--count', '1'],
+      {},
+    );
+    expect(fleet.simulated.connectDelayMs).toBe(FLEET_CONNECT_DELAY_MS);
+    expect(FLEET_CONNECT_DELAY_MS).toBe(0);
   });
 });

@@ -72,8 +72,17 @@ export const LINK_OPTIONS: Readonly<Record<string, OptionDef>> = {
   'reconnect-period-ms': { type: 'string', help: 'delay between reconnect attempts (default 1000)' },
 };
 
-export const SIMULATED_DRIVER_OPTIONS: Readonly<Record<string, OptionDef>> = {
-  'connect-delay-ms': { type: 'string', help: 'simulated driver: time to bring the tunnel up (default 200)' },
+/** Default of --connect-delay-ms for one agent (a visible delay, as a real tunnel has). */
+export const AGENT_CONNECT_DELAY_MS = 200;
+
+/** The simulated driver's options; the help states `defaultConnectDelayMs`, the default the caller parses with. */
+export const simulatedDriverOptions = (
+  defaultConnectDelayMs: number,
+): Readonly<Record<string, OptionDef>> => ({
+  'connect-delay-ms': {
+    type: 'string',
+    help: `simulated driver: time to bring the tunnel up (default ${defaultConnectDelayMs})`,
+  },
   'disconnect-delay-ms': { type: 'string', help: 'simulated driver: time to take it down (default 0)' },
   'fail-mode': { type: 'string', help: `simulated driver: ${FAIL_MODES.join('|')} (default none)` },
   'fail-connect': { type: 'boolean', help: 'simulated driver: same as --fail-mode connect' },
@@ -81,7 +90,7 @@ export const SIMULATED_DRIVER_OPTIONS: Readonly<Record<string, OptionDef>> = {
     type: 'boolean',
     help: 'simulated driver: announce a fake WireGuard key, so the cloud puts the device on a gateway',
   },
-};
+});
 
 export const LOG_OPTIONS: Readonly<Record<string, OptionDef>> = {
   'log-level': { type: 'string', help: `${LOG_LEVELS.join('|')} (default info)` },
@@ -93,7 +102,7 @@ const AGENT_OPTIONS: Readonly<Record<string, OptionDef>> = {
   username: { type: 'string', help: 'device MQTT username' },
   password: { type: 'string', help: 'device MQTT password (prefer the env var: argv is visible in ps)' },
   driver: { type: 'string', help: `${DRIVERS.join('|')} (default simulated)` },
-  ...SIMULATED_DRIVER_OPTIONS,
+  ...simulatedDriverOptions(AGENT_CONNECT_DELAY_MS),
   'state-dir': {
     type: 'string',
     help: 'wireguard: where the private key lives (default ./.vpn-agent/<client-id>)',
@@ -141,7 +150,7 @@ export function parseAgentConfig(args: readonly string[], env: NodeJS.ProcessEnv
       serialNumber: src.string('serial-number', id),
     },
     driver: src.oneOf('driver', DRIVERS, 'simulated'),
-    simulated: parseSimulatedDriver(src, 200),
+    simulated: parseSimulatedDriver(src, AGENT_CONNECT_DELAY_MS),
     wireguard: {
       stateDir: src.string('state-dir', join('.vpn-agent', id)),
       interfaceName:

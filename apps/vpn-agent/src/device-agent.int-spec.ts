@@ -29,6 +29,7 @@ import type { FailMode } from './config';
 import { DeviceAgent } from './device-agent';
 import { SimulatedDriver } from './drivers/simulated.driver';
 import { createLogger } from '@app/edge';
+import { eventually, expectNothingFor } from '../../../test/support/eventually';
 
 const BROKER = process.env.TEST_MQTT_URL ?? 'mqtt://127.0.0.1:1883';
 const ACCOUNT = `it-agent-${randomBytes(4).toString('hex')}`;
@@ -343,7 +344,12 @@ describe('DeviceAgent against a real broker', () => {
     const mark = cloud.messages.length;
     await agent.stop();
     await cloud.on(Topics.disconnect(ACCOUNT, clientId), mark);
-    await new Promise((r) => setTimeout(r, 300));
+    await expectNothingFor(
+      300,
+      'the broker publishes an LWT right after the link drops, well within 300 ms',
+      () =>
+        expect(cloud.messages.slice(mark).some((m) => m.topic === Topics.lwt(ACCOUNT, clientId))).toBe(false),
+    );
     const after = cloud.messages.slice(mark);
     expect(after.some((m) => m.topic === Topics.lwt(ACCOUNT, clientId))).toBe(false);
     const statusIndex = after.findIndex((m) => m.topic === Topics.status(ACCOUNT, clientId));
@@ -408,14 +414,17 @@ describe('vpn-agent process', () => {
       buffered = parts.pop() ?? '';
       all.push(...parts);
     });
-    const waitFor = async (msg: string): Promise<void> => {
-      const deadline = Date.now() + 20_000;
-      while (!all.some((l) => (JSON.parse(l) as { msg?: string }).msg === msg)) {
-        if (Date.now() > deadline || child.exitCode !== null)
-          throw new Error(`no "${msg}" line; got ${all.join('\n')}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    };
+    const waitFor = (msg: string): Promise<void> =>
+      eventually(
+        () => {
+          if (all.some((l) => (JSON.parse(l) as { msg?: string }).msg === msg)) return;
+          // An exited agent will not print it: say so at once, with its output.
+          if (child.exitCode !== null) throw new Error(`agent exited (${child.exitCode}) before "${msg}"`);
+          throw new Error(`no "${msg}" line yet; got:\n${all.join('\n')}`);
+        },
+        20_000,
+        50,
+      );
     return { all, waitFor };
   }
 

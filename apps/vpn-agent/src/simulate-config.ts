@@ -9,7 +9,7 @@ import {
   parseLogLevel,
   parseMqttLink,
   parseSimulatedDriver,
-  SIMULATED_DRIVER_OPTIONS,
+  simulatedDriverOptions,
   SimulatedDriverConfig,
 } from './config';
 import { LOG_LEVELS, LogLevel, OptionDef, OptionSources, usage } from '@app/edge';
@@ -39,6 +39,9 @@ export interface FleetConfig {
   agentLogLevel: LogLevel;
 }
 
+/** Default of --connect-delay-ms in the fleet simulator: load tests want no artificial delay. */
+export const FLEET_CONNECT_DELAY_MS = 0;
+
 const FLEET_OPTIONS: Readonly<Record<string, OptionDef>> = {
   ...LINK_OPTIONS,
   count: { type: 'string', help: 'number of simulated devices (required)' },
@@ -66,7 +69,7 @@ const FLEET_OPTIONS: Readonly<Record<string, OptionDef>> = {
   },
   'reconnect-jitter-ms': { type: 'string', help: 'random extra reconnect delay per device (default 5000)' },
   'run-for-ms': { type: 'string', help: 'stop cleanly after this long (default 0 = until a signal)' },
-  ...SIMULATED_DRIVER_OPTIONS,
+  ...simulatedDriverOptions(FLEET_CONNECT_DELAY_MS),
   ...LOG_OPTIONS,
   'agent-log-level': { type: 'string', help: `per-device logs: ${LOG_LEVELS.join('|')} (default warn)` },
 };
@@ -118,7 +121,7 @@ export function parseFleetConfig(args: readonly string[], env: NodeJS.ProcessEnv
     readyTimeoutMs: src.integer('ready-timeout-ms', 60_000, 0, 3_600_000),
     reconnectJitterMs: src.integer('reconnect-jitter-ms', 5000, 0, 3_600_000),
     runForMs: src.integer('run-for-ms', 0, 0, 365 * 24 * 3_600_000),
-    simulated: parseSimulatedDriver(src, 0),
+    simulated: parseSimulatedDriver(src, FLEET_CONNECT_DELAY_MS),
     logLevel: parseLogLevel(src),
     agentLogLevel: src.oneOf('agent-log-level', LOG_LEVELS, 'warn'),
   };

@@ -7,6 +7,7 @@ import { connectAsync, MqttClient } from 'mqtt';
 import { FleetSimulator } from './simulate';
 import { parseFleetConfig } from './simulate-config';
 import { createLogger } from '@app/edge';
+import { eventually } from '../../../test/support/eventually';
 
 const BROKER = process.env.TEST_MQTT_URL ?? 'mqtt://127.0.0.1:1883';
 const ACCOUNT = `it-fleet-${randomBytes(4).toString('hex')}`;
@@ -48,19 +49,11 @@ describe('FleetSimulator', () => {
     const fleet = new FleetSimulator(config, createLogger('silent'));
     const summary = await fleet.run();
     expect(summary).toMatchObject({ count: 25, connected: 25, notConnected: 0 });
-    await waitUntil(() => topics.filter((t) => t.endsWith('/BIRTH')).length === 25);
+    await eventually(() => expect(topics.filter((t) => t.endsWith('/BIRTH'))).toHaveLength(25));
     expect(topics).toContain(Topics.birth(ACCOUNT, `${PREFIX}00024`));
 
     await fleet.stop();
-    await waitUntil(() => topics.filter((t) => t.endsWith('/DC')).length === 25);
+    await eventually(() => expect(topics.filter((t) => t.endsWith('/DC'))).toHaveLength(25));
     expect(topics.filter((t) => t.endsWith('/LWT'))).toHaveLength(0);
   });
 });
-
-async function waitUntil(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

@@ -10,17 +10,10 @@ import { join } from 'node:path';
 
 import { BrowserContext, chromium } from 'playwright-core';
 
-import {
-  SilentCloud,
-  TestClient,
-  call,
-  eventually,
-  missingPrerequisites,
-  skipOrFail,
-  startTestClient,
-  uuid,
-} from '../test/helpers';
+import { SilentCloud, TestClient, call, startTestClient, uuid } from '../test/helpers';
 import type { ClientStatus } from './status';
+import { eventually } from '../../../test/support/eventually';
+import { describeWhen } from '../../../test/support/prerequisites';
 
 jest.setTimeout(120_000);
 
@@ -92,7 +85,6 @@ window.attack = () => {
 </script></body></html>`;
 }
 
-let skip = false;
 let userDataDir: string | undefined;
 let context: BrowserContext | undefined;
 let client: TestClient | undefined;
@@ -103,9 +95,10 @@ const started: Array<{ stop(): Promise<void> }> = [];
 let goodOrigin = '';
 let evilOrigin = '';
 
+/** Chosen when the file loads: skipped (reported as such) without the tools, a failure in CI. */
+const describeHere = describeWhen('VPN client browser test', { tools: [CHROMIUM, 'wg', 'ip'] });
+
 beforeAll(async () => {
-  skip = skipOrFail('VPN client browser test', await missingPrerequisites([CHROMIUM, 'wg', 'ip'], false));
-  if (skip) return;
   goodOrigin = await good.start();
   started.push(good);
   evilOrigin = await evil.start();
@@ -155,9 +148,9 @@ interface PageResults {
   noCorsSent?: boolean;
 }
 
-describe('VPN client from a real browser', () => {
+describeHere('VPN client from a real browser', () => {
   it('should serve the allowed origin (status, connect, WebSocket pushes) and refuse everything from another origin', async () => {
-    if (skip || context === undefined || client === undefined) return;
+    if (context === undefined || client === undefined) return;
     const url = client.client.url;
 
     const goodPage = await context.newPage();
@@ -169,7 +162,7 @@ describe('VPN client from a real browser', () => {
       expect(r.status).toBeDefined();
       expect(r.messages.length).toBeGreaterThanOrEqual(1);
       return r;
-    });
+    }, 10_000);
     expect(first.status).toMatchObject({ status: 'idle', statusCode: '000' });
     expect(first.messages[0]).toMatchObject({ status: 'idle' });
 
@@ -180,7 +173,7 @@ describe('VPN client from a real browser', () => {
       expect(r.connectStatus).toBe(202);
       expect(r.messages.some((m) => m.status === 'connecting')).toBe(true);
       return r;
-    });
+    }, 10_000);
     expect(connected.connectError).toBeUndefined();
     const before = (await call(`${url}/status`)).json as ClientStatus;
     expect(before.status).toBe('connecting');
@@ -200,7 +193,7 @@ describe('VPN client from a real browser', () => {
       expect(refused.some((l) => l.path === '/status')).toBe(true);
       expect(refused.some((l) => l.msg === 'websocket refused')).toBe(true);
       return r;
-    });
+    }, 10_000);
     expect(attacked.status).toBeUndefined();
     expect(attacked.wsOpened).toBe(false);
     expect(attacked.messages).toEqual([]);

@@ -11,11 +11,8 @@ import {
   StatusSocket,
   TestClient,
   call,
-  eventually,
   linkExists,
-  missingPrerequisites,
   refusedUpgrade,
-  skipOrFail,
   startTestClient,
   unreachableUrl,
   uuid,
@@ -23,38 +20,34 @@ import {
 import { CERT_FILE, KEY_FILE } from './tls';
 import { SETTINGS_FILE } from './settings';
 import type { ClientStatus } from './status';
+import { eventually } from '../../../test/support/eventually';
+import { describeWhen } from '../../../test/support/prerequisites';
 
 const ALLOWED = 'https://portal.example.com';
 const TOKEN = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ0ZXN0In0.c2VjcmV0LXNpZ25hdHVyZQ';
-
-let skip = false;
 
 function connectBody(agentId = uuid(), companyId = uuid()): string {
   return JSON.stringify({ agentId, companyId });
 }
 
-beforeAll(async () => {
-  skip = skipOrFail('VPN client integration test', await missingPrerequisites(['wg', 'ip'], false));
-});
+/** Chosen when the file loads: skipped (reported as such) without the tools, a failure in CI. */
+const describeHere = describeWhen('VPN client integration test', { tools: ['wg', 'ip'] });
 
-describe('VPN client API (in-process, real HTTPS)', () => {
+describeHere('VPN client API (in-process, real HTTPS)', () => {
   let t: TestClient;
   let cloud: SilentCloud;
 
   beforeEach(async () => {
-    if (skip) return;
     cloud = new SilentCloud();
     t = await startTestClient({ apiUrl: await cloud.start(), allowedOrigins: [ALLOWED] });
   });
 
   afterEach(async () => {
-    if (skip) return;
     await t?.stop();
     await cloud?.stop();
   });
 
   it('should answer discovery with absolute links for the Host the request used', async () => {
-    if (skip) return;
     const { port, url } = t.client;
     for (const host of [`127.0.0.1:${port}`, `localhost:${port}`]) {
       const res = await call(`${url}/`, { headers: { Host: host } });
@@ -75,7 +68,6 @@ describe('VPN client API (in-process, real HTTPS)', () => {
   });
 
   it('should report idle, push status over the WebSocket, refuse a second controller and let anyone disconnect', async () => {
-    if (skip) return;
     const { url } = t.client;
     expect((await call(`${url}/status`)).json).toEqual({
       status: 'idle',
@@ -86,7 +78,7 @@ describe('VPN client API (in-process, real HTTPS)', () => {
     const socket = new StatusSocket(`wss://127.0.0.1:${t.client.port}/`);
     try {
       await socket.opened;
-      await eventually(() => expect(socket.messages[0]).toMatchObject({ status: 'idle' }));
+      await eventually(() => expect(socket.messages[0]).toMatchObject({ status: 'idle' }), 10_000);
 
       const controllerA = uuid();
       const agentId = uuid();
@@ -106,10 +98,12 @@ describe('VPN client API (in-process, real HTTPS)', () => {
         statusCode: '002',
         activeRequest: { agentId, companyId, controllerIdentifier: controllerA },
       });
-      await eventually(() =>
-        expect(
-          socket.messages.some((m) => m.steps.find((s) => s.name === 'device-vpn')?.code === '002'),
-        ).toBe(true),
+      await eventually(
+        () =>
+          expect(
+            socket.messages.some((m) => m.steps.find((s) => s.name === 'device-vpn')?.code === '002'),
+          ).toBe(true),
+        10_000,
       );
 
       const other = await call(`${url}/connect`, {
@@ -143,8 +137,9 @@ describe('VPN client API (in-process, real HTTPS)', () => {
       const disconnected = await call(`${url}/disconnect`, { method: 'POST' });
       expect(disconnected.status).toBe(200);
       expect(disconnected.json).toEqual({ status: 'idle', activeRequest: '', statusCode: '000', steps: [] });
-      await eventually(() =>
-        expect(socket.messages[socket.messages.length - 1]).toMatchObject({ status: 'idle' }),
+      await eventually(
+        () => expect(socket.messages[socket.messages.length - 1]).toMatchObject({ status: 'idle' }),
+        10_000,
       );
       expect(socket.messages.some((m) => m.status === 'disconnecting')).toBe(true);
       expect(await linkExists(t.config.interfaceName)).toBe(false);
@@ -157,7 +152,6 @@ describe('VPN client API (in-process, real HTTPS)', () => {
   });
 
   it('should refuse a foreign Host (DNS rebinding) and a foreign Origin, even for a simple POST', async () => {
-    if (skip) return;
     const { url } = t.client;
     for (const host of [
       'evil.example',
@@ -199,7 +193,6 @@ describe('VPN client API (in-process, real HTTPS)', () => {
   });
 
   it('should answer the allowed origin with CORS headers and a preflight for the IXON headers', async () => {
-    if (skip) return;
     const { url } = t.client;
     const preflight = await call(`${url}/connect`, {
       method: 'OPTIONS',
@@ -227,7 +220,6 @@ describe('VPN client API (in-process, real HTTPS)', () => {
   });
 
   it('should refuse WebSocket upgrades from a foreign Origin or Host', async () => {
-    if (skip) return;
     const wsUrl = `wss://127.0.0.1:${t.client.port}/`;
     expect(await refusedUpgrade(wsUrl, { Origin: 'https://evil.example' })).toBe(403);
     expect(await refusedUpgrade(wsUrl, { Host: 'evil.example' })).toBe(403);
@@ -238,14 +230,13 @@ describe('VPN client API (in-process, real HTTPS)', () => {
     const allowed = new StatusSocket(wsUrl, { Origin: ALLOWED });
     try {
       await allowed.opened;
-      await eventually(() => expect(allowed.messages).toHaveLength(1));
+      await eventually(() => expect(allowed.messages).toHaveLength(1), 10_000);
     } finally {
       allowed.close();
     }
   });
 
   it('should check the connect headers and body', async () => {
-    if (skip) return;
     const { url } = t.client;
     const good = {
       ...CONNECT_HEADERS,
@@ -281,7 +272,6 @@ describe('VPN client API (in-process, real HTTPS)', () => {
   });
 
   it('should read, change (persisted), validate and reset the configuration', async () => {
-    if (skip) return;
     const { url } = t.client;
     const defaults = { handshakeTimeoutMs: 10000, pingTimeoutMs: 10000, deviceConnectTimeoutMs: 30000 };
     expect((await call(`${url}/configuration`)).json).toEqual(defaults);
@@ -312,9 +302,8 @@ describe('VPN client API (in-process, real HTTPS)', () => {
   });
 });
 
-describe('VPN client certificate', () => {
+describeHere('VPN client certificate', () => {
   it('should serve a certificate valid for 127.0.0.1 and localhost, keep its key private and reuse it', async () => {
-    if (skip) return;
     const first = await startTestClient();
     let second: TestClient | undefined;
     try {
@@ -347,9 +336,8 @@ describe('VPN client certificate', () => {
   });
 });
 
-describe('VPN client connect against an unreachable cloud', () => {
+describeHere('VPN client connect against an unreachable cloud', () => {
   it('should end in error 110 with an actionable message and leave nothing behind', async () => {
-    if (skip) return;
     const t = await startTestClient({ apiUrl: await unreachableUrl() });
     try {
       const res = await call(`${t.client.url}/connect`, {
@@ -366,7 +354,7 @@ describe('VPN client connect against an unreachable cloud', () => {
         const s = (await call(`${t.client.url}/status`)).json as ClientStatus;
         expect(s.status).toBe('error');
         return s;
-      });
+      }, 10_000);
       expect(status).toMatchObject({ statusCode: '110' });
       const signIn = status.steps[0];
       expect(signIn).toMatchObject({ name: 'sign-in', code: '110' });

@@ -5,18 +5,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import {
-  ClientProcess,
-  call,
-  missingPrerequisites,
-  skipOrFail,
-  testInterfaceName,
-  unreachableUrl,
-} from '../test/helpers';
+import { ClientProcess, call, testInterfaceName, unreachableUrl } from '../test/helpers';
+import { describeWhen } from '../../../test/support/prerequisites';
 
 jest.setTimeout(120_000);
 
-let skip = false;
 let stateDir: string;
 const started: ClientProcess[] = [];
 
@@ -26,8 +19,10 @@ function startClient(args: string[], env: Record<string, string> = {}): ClientPr
   return proc;
 }
 
+/** Chosen when the file loads: skipped (reported as such) without the tools, a failure in CI. */
+const describeHere = describeWhen('VPN client process test', { tools: ['wg', 'ip'] });
+
 beforeAll(async () => {
-  skip = skipOrFail('VPN client process test', await missingPrerequisites(['wg', 'ip'], false));
   stateDir = mkdtempSync(join(tmpdir(), 'vpn-client-proc-'));
 });
 
@@ -36,9 +31,8 @@ afterAll(async () => {
   rmSync(stateDir, { recursive: true, force: true });
 });
 
-describe('vpn-client process', () => {
+describeHere('vpn-client process', () => {
   it('should log its URL, serve on it, exit 0 on SIGTERM and keep its certificate across restarts', async () => {
-    if (skip) return;
     const args = [
       '--listen',
       '127.0.0.1:0',
@@ -67,7 +61,6 @@ describe('vpn-client process', () => {
   });
 
   it('should exit 2 with a message naming the bad option', async () => {
-    if (skip) return;
     const proc = startClient(['--api', 'https://cloud.example.com', '--listen', '0.0.0.0:9250']);
     expect(await proc.exited).toBe(2);
     expect(proc.lines.join('\n')).toMatch(/--listen must be a loopback address/);

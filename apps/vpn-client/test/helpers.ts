@@ -18,6 +18,7 @@ import { RunningClient, startVpnClient } from '../src/client';
 import { ClientConfig } from '../src/config';
 import type { ClientStatus } from '../src/status';
 import { runSystemCommand } from '@app/edge';
+import { eventually } from '../../../test/support/eventually';
 
 export interface HttpAnswer {
   status: number;
@@ -193,49 +194,6 @@ export function refusedUpgrade(url: string, headers: Record<string, string>): Pr
     });
     ws.once('error', () => undefined);
   });
-}
-
-/** Polls `check` until it stops throwing or the deadline passes (then rethrows its last failure). */
-export async function eventually<T>(
-  check: () => Promise<T> | T,
-  timeoutMs = 10_000,
-  intervalMs = 25,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (err) {
-      if (Date.now() >= deadline) throw err;
-    }
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
-}
-
-/**
- * Why the test cannot run here (missing tools, not root), or undefined. In CI that is a failure;
- * elsewhere the caller skips with a warning.
- */
-export async function missingPrerequisites(
-  tools: readonly string[],
-  needRoot: boolean,
-): Promise<string | undefined> {
-  const missing: string[] = [];
-  for (const tool of tools) {
-    await runSystemCommand('sh', ['-c', 'command -v "$0"', tool]).catch(() => missing.push(tool));
-  }
-  const reasons: string[] = [];
-  if (needRoot && process.getuid?.() !== 0) reasons.push('not root');
-  if (missing.length > 0) reasons.push(`missing ${missing.join(', ')}`);
-  return reasons.length === 0 ? undefined : reasons.join('; ');
-}
-
-/** Skips (with a warning) or, in CI, fails loudly when the prerequisites are missing. */
-export function skipOrFail(what: string, reason: string | undefined): boolean {
-  if (reason === undefined) return false;
-  if (process.env.CI === 'true') throw new Error(`${what} cannot run in CI: ${reason}`);
-  console.warn(`SKIPPING ${what}: ${reason}`);
-  return true;
 }
 
 export async function linkExists(ifname: string, netns?: string): Promise<boolean> {

@@ -33,9 +33,10 @@ import {
   readGatewayReply,
 } from '@app/protocol';
 import { runSystemCommand } from '@app/edge';
+import { eventually, holds } from '../../../test/support/eventually';
+import { TUNNEL_NEEDS, describeWhen } from '../../../test/support/prerequisites';
 
 const ROOT = join(__dirname, '..', '..', '..');
-const TOOLS = ['wireguard-go', 'wg', 'ip', 'ping', 'nft', 'sysctl'];
 
 // Every name carries a random suffix: namespaces, and interfaces too, because wireguard-go's control
 // socket (/var/run/wireguard/<name>.sock) is one file for the whole host, whatever the namespace.
@@ -79,7 +80,6 @@ const inNs = (ns: string, file: string, args: string[], input?: string): Promise
 
 jest.setTimeout(180_000);
 
-let skipReason: string | undefined;
 let workDir: string;
 let stateDir: string;
 const namespaces: string[] = [];
@@ -98,20 +98,6 @@ const lifecycle: { kind: string; at: number }[] = [];
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-/** Polls `check` until it returns true or the deadline passes; never a fixed sleep. */
-async function until(
-  what: string,
-  check: () => Promise<boolean> | boolean,
-  timeoutMs = 15_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() >= deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 /** A ping that may need a handshake first: retried until it answers or the deadline passes. */
 async function reaches(from: Device, address: string, timeoutMs = 15_000): Promise<boolean> {
@@ -245,14 +231,6 @@ async function tableExists(): Promise<boolean> {
   );
 }
 
-async function missingTools(): Promise<string[]> {
-  const missing: string[] = [];
-  for (const tool of TOOLS) {
-    await runSystemCommand('sh', ['-c', 'command -v "$0"', tool]).catch(() => missing.push(tool));
-  }
-  return missing;
-}
-
 /** The pid of the wireguard-go serving `ifname` (the names are unique to this test run). */
 function wireguardGoPid(ifname: string): number | undefined {
   for (const entry of readdirSync('/proc')) {
@@ -334,14 +312,15 @@ class GatewayProcess {
 
   async waitFor(text: string, timeoutMs = 60_000, from = 0): Promise<string> {
     let found: string | undefined;
-    await until(
-      `gateway log "${text}"; last lines:\n${this.lines.slice(-15).join('\n')}`,
+    await eventually(
       () => {
         found = this.lines.slice(from).find((l) => l.includes(text));
-        if (found === undefined && !this.running) throw new Error(`gateway exited:\n${this.tail()}`);
-        return found !== undefined;
+        if (found !== undefined) return;
+        if (!this.running) throw new Error(`gateway exited:\n${this.tail()}`);
+        throw new Error(`no gateway log "${text}" yet; last lines:\n${this.lines.slice(-15).join('\n')}`);
       },
       timeoutMs,
+      50,
     );
     return found as string;
   }
@@ -364,7 +343,12 @@ async function startGateway(): Promise<GatewayProcess> {
   const births = lifecycle.filter((e) => e.kind === 'birth').length;
   gateway = new GatewayProcess();
   await gateway.waitFor('"gateway ready"');
-  await until('BIRTH at the cloud', () => lifecycle.filter((e) => e.kind === 'birth').length > births);
+  await eventually(
+    async () =>
+      holds('BIRTH at the cloud', lifecycle.filter((e) => e.kind === 'birth').length > births, (ok) => ok),
+    15_000,
+    50,
+  );
   serial = 0;
   return gateway;
 }
@@ -503,27 +487,21 @@ async function setUpDevice(spec: Omit<Device, 'publicKey'>): Promise<void> {
 async function removeWireguard(ns: string, ifname: string): Promise<void> {
   await inNs(ns, 'ip', ['link', 'del', 'dev', ifname]).catch(() => undefined);
   const socket = `/var/run/wireguard/${ifname}.sock`;
-  await until(`${ifname}'s wireguard-go to exit`, () => wireguardGoPid(ifname) === undefined, 5000).catch(
-    () => {
-      const pid = wireguardGoPid(ifname);
-      if (pid !== undefined) process.kill(pid, 'SIGKILL');
-    },
-  );
+  await eventually(
+    async () => holds(`${ifname}'s wireguard-go to exit`, wireguardGoPid(ifname) === undefined, (ok) => ok),
+    5000,
+    50,
+  ).catch(() => {
+    const pid = wireguardGoPid(ifname);
+    if (pid !== undefined) process.kill(pid, 'SIGKILL');
+  });
   rmSync(socket, { force: true });
 }
 
+/** Chosen when the file loads: skipped (reported as such) without the tools, a failure in CI. */
+const describeHere = describeWhen('VPN gateway integration test', TUNNEL_NEEDS);
+
 beforeAll(async () => {
-  if (process.getuid?.() !== 0) skipReason = 'not root';
-  const missing = await missingTools();
-  if (missing.length > 0) {
-    skipReason = `missing ${missing.join(', ')} (apt-get install wireguard-go wireguard-tools iproute2 nftables iputils-ping procps)`;
-  }
-  if (skipReason !== undefined) {
-    if (process.env.CI === 'true')
-      throw new Error(`VPN gateway integration test cannot run in CI: ${skipReason}`);
-    console.warn(`SKIPPING VPN gateway integration test: ${skipReason}`);
-    return;
-  }
   workDir = mkdtempSync(join(tmpdir(), 'vpngw-int-'));
   stateDir = join(workDir, 'gateway-state');
   await addNamespace(UNDERLAY_NS);
@@ -538,7 +516,6 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  if (skipReason !== undefined) return;
   if (gateway?.running === true) await gateway.kill('SIGTERM');
   await cloud?.endAsync(true).catch(() => undefined);
   if (server !== undefined) await new Promise((resolve) => server?.close(resolve));
@@ -553,13 +530,12 @@ afterAll(async () => {
 
 // ---------------------------------------------------------------------------------------------
 
-describe('VPN gateway (wireguard-go, nftables, network namespaces)', () => {
+describeHere('VPN gateway (wireguard-go, nftables, network namespaces)', () => {
   const dump = (): void => {
     if (gateway !== undefined) console.error(`gateway log tail:\n${gateway.tail(40)}`);
   };
 
   it('should announce itself in BIRTH with its application, key and listen port', () => {
-    if (skipReason !== undefined) return;
     const birth = lifecycle.find((e) => e.kind.startsWith('birth:'));
     const cert = JSON.parse((birth?.kind ?? 'birth:{}').slice(6)) as Record<string, unknown>;
     expect(cert).toMatchObject({ displayName: GW_ID, applicationIds: [GATEWAY_APP_ID], listenPort: GW_PORT });
@@ -574,7 +550,6 @@ describe('VPN gateway (wireguard-go, nftables, network namespaces)', () => {
   });
 
   it('should apply a chunked full sync: exactly those peers, addresses and the serial', async () => {
-    if (skipReason !== undefined) return;
     try {
       const reply = await fullSync([peerOf('a1'), peerOf('a2'), peerOf('b1'), peerOf('c', ['a1'])]);
       expect(reply).toEqual({ code: 200, serial: 1 });
@@ -590,18 +565,23 @@ describe('VPN gateway (wireguard-go, nftables, network namespaces)', () => {
   });
 
   it('should let every device reach the gateway, and the client the device it is allowed', async () => {
-    if (skipReason !== undefined) return;
     for (const d of devices.values()) expect(await reaches(d, d.gateway)).toBe(true);
     expect(await reaches(device('c'), device('a1').tunnel)).toBe(true);
     expect(await reaches(device('a1'), device('c').tunnel)).toBe(true);
   });
 
   it('should report each first handshake on the peers topic', async () => {
-    if (skipReason !== undefined) return;
     for (const name of ['a1', 'a2', 'b1', 'c'] as const) {
       const key = device(name).publicKey;
-      await until(`a report of ${name}'s handshake`, () =>
-        reports.some((r) => r.peers.some((p) => p.publicKey === key && p.lastHandshakeOn !== null)),
+      await eventually(
+        async () =>
+          holds(
+            `a report of ${name}'s handshake`,
+            reports.some((r) => r.peers.some((p) => p.publicKey === key && p.lastHandshakeOn !== null)),
+            (ok) => ok,
+          ),
+        15_000,
+        50,
       );
       const first = reports.flatMap((r) => r.peers).find((p) => p.publicKey === key);
       expect(first?.lastHandshakeOn).toBeGreaterThan(Date.now() - 120_000);
@@ -609,7 +589,6 @@ describe('VPN gateway (wireguard-go, nftables, network namespaces)', () => {
   });
 
   it('should forward nothing else: no pair, no packet', async () => {
-    if (skipReason !== undefined) return;
     expect(await blocked(device('c'), device('a2').tunnel)).toBe(true);
     expect(await blocked(device('c'), device('b1').tunnel)).toBe(true);
     expect(await blocked(device('a1'), device('a2').tunnel)).toBe(true);
@@ -617,7 +596,6 @@ describe('VPN gateway (wireguard-go, nftables, network namespaces)', () => {
   });
 
   it('should open a pair listed by one side only, both ways, and close it again', async () => {
-    if (skipReason !== undefined) return;
     expect(await apply({ upsert: [peerOf('a1', ['a2'])] })).toEqual({ code: 200, serial });
     expect(await reaches(device('a2'), device('a1').tunnel)).toBe(true);
     expect(await reaches(device('a1'), device('a2').tunnel)).toBe(true);
@@ -629,7 +607,6 @@ describe('VPN gateway (wireguard-go, nftables, network namespaces)', () => {
   });
 
   it('should add and remove its own addresses as the change sets list them', async () => {
-    if (skipReason !== undefined) return;
     const addresses = (): Promise<string> => inNs(GW_NS, 'ip', ['-4', '-o', 'address', 'show', 'dev', GW_IF]);
     const reply = await request(
       'apply',
@@ -651,7 +628,6 @@ describe('VPN gateway (wireguard-go, nftables, network namespaces)', () => {
   });
 
   it('should refuse a change set from another serial with 409 and change nothing', async () => {
-    if (skipReason !== undefined) return;
     const before = await gatewayPeers();
     const held = serial;
     // A serial the gateway moved past (or never held): valid on the wire, wrong for this gateway.
@@ -662,7 +638,6 @@ describe('VPN gateway (wireguard-go, nftables, network namespaces)', () => {
   });
 
   it('should refuse malformed bodies and out-of-order chunks without changing anything', async () => {
-    if (skipReason !== undefined) return;
     const before = await gatewayPeers();
     const held = serial;
     expect(await request('apply', Buffer.from('not json'))).toMatchObject({ code: 400, serial: held });
@@ -678,7 +653,6 @@ describe('VPN gateway (wireguard-go, nftables, network namespaces)', () => {
   });
 
   it('should cut a removed client off at once', async () => {
-    if (skipReason !== undefined) return;
     expect(await apply({ remove: [device('c').publicKey] })).toEqual({ code: 200, serial });
     expect(await gatewayPeers()).not.toContain(device('c').publicKey);
     expect(await blocked(device('c'), device('a1').tunnel)).toBe(true);
@@ -686,16 +660,24 @@ describe('VPN gateway (wireguard-go, nftables, network namespaces)', () => {
   });
 
   it('should resume handshakes within seconds after a crash and a host restart, from stored endpoints', async () => {
-    if (skipReason !== undefined) return;
     const current = gateway as GatewayProcess;
     const keys = ['a1', 'a2', 'b1'].map((n) => device(n as Device['name']).publicKey);
-    await until('endpoints in peers.json', () => {
-      if (!existsSync(join(stateDir, 'peers.json'))) return false;
-      const stored = JSON.parse(readFileSync(join(stateDir, 'peers.json'), 'utf8')) as {
-        endpoints: Record<string, string>;
-      };
-      return keys.every((k) => stored.endpoints[k]?.startsWith('198.18.0.'));
-    });
+    await eventually(
+      async () =>
+        holds(
+          'endpoints in peers.json',
+          (() => {
+            if (!existsSync(join(stateDir, 'peers.json'))) return false;
+            const stored = JSON.parse(readFileSync(join(stateDir, 'peers.json'), 'utf8')) as {
+              endpoints: Record<string, string>;
+            };
+            return keys.every((k) => stored.endpoints[k]?.startsWith('198.18.0.'));
+          })(),
+          (ok) => ok,
+        ),
+      15_000,
+      50,
+    );
     await current.kill('SIGKILL');
     // wireguard-go outlives the gateway process; a host restart takes it and the rules away.
     expect(await linkExists(GW_NS, GW_IF)).toBe(true);
@@ -709,19 +691,23 @@ describe('VPN gateway (wireguard-go, nftables, network namespaces)', () => {
       serial: 1,
     });
     // No device sends anything: the handshake comes from the gateway's keepalive to the stored endpoint.
-    await until(
-      'handshakes with a1, a2 and b1',
-      async () => {
-        const handshakes = await gatewayHandshakes();
-        return keys.every((k) => (handshakes.get(k) ?? 0) * 1000 >= restarted - 1000);
-      },
+    await eventually(
+      async () =>
+        holds(
+          'handshakes with a1, a2 and b1',
+          await (async () => {
+            const handshakes = await gatewayHandshakes();
+            return keys.every((k) => (handshakes.get(k) ?? 0) * 1000 >= restarted - 1000);
+          })(),
+          (ok) => ok,
+        ),
       15_000,
+      50,
     );
     expect(await reaches(device('a1'), device('a1').gateway, 5000)).toBe(true);
   });
 
   it('should take over the interface of a crashed run, keeping its sessions', async () => {
-    if (skipReason !== undefined) return;
     const devicesOnly = async (): Promise<[string, number][]> => {
       const all = await gatewayHandshakes();
       return ['a1', 'a2', 'b1'].map((n) => {
@@ -749,12 +735,24 @@ describe('VPN gateway (wireguard-go, nftables, network namespaces)', () => {
   });
 
   it('should stop cleanly on SIGTERM: DC, interface and firewall table removed, exit 0', async () => {
-    if (skipReason !== undefined) return;
     const current = gateway as GatewayProcess;
     expect(await current.kill('SIGTERM')).toBe(0);
-    await until('DC at the cloud', () => lifecycle.some((e) => e.kind === 'dc'));
+    await eventually(
+      async () =>
+        holds(
+          'DC at the cloud',
+          lifecycle.some((e) => e.kind === 'dc'),
+          (ok) => ok,
+        ),
+      15_000,
+      50,
+    );
     expect(await linkExists(GW_NS, GW_IF)).toBe(false);
     expect(await tableExists()).toBe(false);
-    await until('wireguard-go to exit', () => wireguardGoPid(GW_IF) === undefined, 5000);
+    await eventually(
+      async () => holds('wireguard-go to exit', wireguardGoPid(GW_IF) === undefined, (ok) => ok),
+      5000,
+      50,
+    );
   });
 });

@@ -156,3 +156,21 @@ describe('loadConfig: MQTT_BROKER_KIND', () => {
     expect(() => loadConfig({ ...env, EMQX_AUTH_SECRET: 'short' })).toThrow('EMQX_AUTH_SECRET');
   });
 });
+
+describe('loadConfig: ADMIN_PASSWORD_RESET', () => {
+  it('should be off by default and on with true', () => {
+    expect(loadConfig({}).adminPasswordReset).toBe(false);
+    expect(
+      loadConfig({ ADMIN_PASSWORD: 'long-enough', ADMIN_PASSWORD_RESET: 'true' }).adminPasswordReset,
+    ).toBe(true);
+  });
+
+  it('should refuse a reset without ADMIN_PASSWORD, naming both variables', () => {
+    expect(() => loadConfig({ ADMIN_PASSWORD_RESET: 'true' })).toThrow(
+      /ADMIN_PASSWORD_RESET .*ADMIN_PASSWORD/,
+    );
+    expect(() => loadConfig({ ADMIN_PASSWORD: 'long-enough', ADMIN_PASSWORD_RESET: 'yes' })).toThrow(
+      ConfigError,
+    );
+  });
+});

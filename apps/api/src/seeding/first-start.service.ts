@@ -6,6 +6,7 @@ import { Account } from '../accounts/account.entity';
 import { VpnSubnetAllocator } from '../accounts/vpn-subnet.allocator';
 import { generateSecret, hashPassword } from '../common/secrets';
 import { UsersRepository } from '../users/users.repository';
+import { checkAdminPassword } from './admin-password-check';
 
 /**
  * On the very first start (no account yet) creates the root account and its
@@ -52,6 +53,7 @@ export class FirstStartService implements OnApplicationBootstrap {
         `created root account "${this.config.rootAccountName}" and admin user "${this.config.adminUsername}"`,
       );
     });
+    await checkAdminPassword(this.users, this.config, this.logger);
     if (generated) {
       // Printed once, on the first start only: it is not stored anywhere in clear.
       process.stdout.write(

@@ -34,6 +34,11 @@ export class UsersRepository {
     ]);
   }
 
+  /** Sets a user's password hash (the operator's reset of the admin password at start). */
+  async setPasswordHash(id: string, passwordHash: string): Promise<void> {
+    await this.users.update({ id }, { passwordHash });
+  }
+
   async insert(user: NewUser, em?: EntityManager): Promise<void> {
     await (em ? em.getRepository(User) : this.users).insert(user);
   }

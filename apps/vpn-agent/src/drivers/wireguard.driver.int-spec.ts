@@ -11,16 +11,9 @@ import { DISCONNECTED_IP, StatusCodes, VpnProfile } from '@app/protocol';
 import { VpnDriverError } from './vpn-driver';
 import { WireguardDriver } from './wireguard.driver';
 import { createLogger, runSystemCommand } from '@app/edge';
+import { describeWhen } from '../../../../test/support/prerequisites';
 
 const TOOLS = ['wireguard-go', 'wg', 'ip', 'ping'];
-
-async function missingTools(): Promise<string[]> {
-  const missing: string[] = [];
-  for (const tool of TOOLS) {
-    await runSystemCommand('sh', ['-c', 'command -v "$0"', tool]).catch(() => missing.push(tool));
-  }
-  return missing;
-}
 
 // Every name carries a random suffix: namespaces, and the interfaces too, because wireguard-go's
 // control socket (/var/run/wireguard/<name>.sock) is one file system-wide, whatever the namespace.
@@ -39,7 +32,6 @@ const inNs = (ns: string, file: string, args: string[]): Promise<string> =>
 
 jest.setTimeout(30_000);
 
-let skipReason: string | undefined;
 let workDir: string;
 let serverPublicKey: string;
 const logger = createLogger('silent');
@@ -78,15 +70,14 @@ async function linkExists(ns: string, ifname: string): Promise<boolean> {
   );
 }
 
+/** Chosen when the file loads: skipped (reported as such) without the tools, a failure in CI. */
+const describeHere = describeWhen('WireGuard driver integration test', {
+  root: true,
+  tools: TOOLS,
+  install: 'apt-get install wireguard-go wireguard-tools iproute2 iputils-ping',
+});
+
 beforeAll(async () => {
-  if (process.getuid?.() !== 0) skipReason = 'not root';
-  const missing = await missingTools();
-  if (missing.length > 0)
-    skipReason = `missing ${missing.join(', ')} (apt-get install wireguard-go wireguard-tools iproute2 iputils-ping)`;
-  if (skipReason !== undefined) {
-    console.warn(`SKIPPING WireGuard driver integration test: ${skipReason}`);
-    return;
-  }
   workDir = mkdtempSync(join(tmpdir(), 'wg-int-'));
   await runSystemCommand('ip', ['netns', 'add', SERVER_NS]);
   await runSystemCommand('ip', ['netns', 'add', DEVICE_NS]);
@@ -127,7 +118,6 @@ beforeAll(async () => {
 }, 30_000);
 
 afterAll(async () => {
-  if (skipReason !== undefined) return;
   // Deleting the interfaces ends their wireguard-go processes; deleting the namespaces removes the veth pair.
   for (const [ns, ifname] of [
     [SERVER_NS, SERVER_IF],
@@ -140,9 +130,8 @@ afterAll(async () => {
   rmSync(workDir, { recursive: true, force: true });
 });
 
-describe('WireguardDriver (wireguard-go in network namespaces)', () => {
+describeHere('WireguardDriver (wireguard-go in network namespaces)', () => {
   it('should bring a tunnel up that carries traffic both ways, and remove it on down()', async () => {
-    if (skipReason !== undefined) return;
     const stateDir = join(workDir, 'device');
     const driver = await driverFor(stateDir);
     const keyFile = join(stateDir, 'wireguard-private.key');
@@ -170,7 +159,6 @@ describe('WireguardDriver (wireguard-go in network namespaces)', () => {
   }, 60_000);
 
   it('should keep its key pair across restarts and remove a tunnel a previous run left behind', async () => {
-    if (skipReason !== undefined) return;
     const stateDir = join(workDir, 'device');
     const first = await driverFor(stateDir);
     await first.up(profile());
@@ -183,7 +171,6 @@ describe('WireguardDriver (wireguard-go in network namespaces)', () => {
   }, 60_000);
 
   it('should fail with the handshake step code and leave no interface when the server does not answer', async () => {
-    if (skipReason !== undefined) return;
     const driver = await driverFor(join(workDir, 'device'), 1500);
     const error = await driver.up(profile({ serverEndpoint: `${SERVER_UNDERLAY}:${PORT + 1}` })).then(
       () => undefined,
