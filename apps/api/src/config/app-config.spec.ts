@@ -156,3 +156,20 @@ describe('loadConfig: MQTT_BROKER_KIND', () => {
     expect(() => loadConfig({ ...env, EMQX_AUTH_SECRET: 'short' })).toThrow('EMQX_AUTH_SECRET');
   });
 });
+
+describe('loadConfig: the instance lease', () => {
+  it('should default to a 5 s heartbeat and a 20 s lease, and read both', () => {
+    expect(loadConfig({})).toMatchObject({ instanceHeartbeatMs: 5000, instanceLeaseMs: 20_000 });
+    expect(loadConfig({ INSTANCE_HEARTBEAT_MS: '500', INSTANCE_LEASE_MS: '1000' })).toMatchObject({
+      instanceHeartbeatMs: 500,
+      instanceLeaseMs: 1000,
+    });
+  });
+
+  it('should refuse a lease shorter than two heartbeats, naming INSTANCE_LEASE_MS', () => {
+    expect(() => loadConfig({ INSTANCE_HEARTBEAT_MS: '5000', INSTANCE_LEASE_MS: '9999' })).toThrow(
+      new ConfigError('INSTANCE_LEASE_MS', 'must be at least twice INSTANCE_HEARTBEAT_MS (5000), got 9999'),
+    );
+    expect(() => loadConfig({ INSTANCE_HEARTBEAT_MS: '50' })).toThrow(ConfigError);
+  });
+});
