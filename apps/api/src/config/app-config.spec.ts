@@ -173,3 +173,14 @@ describe('loadConfig: the instance lease', () => {
     expect(() => loadConfig({ INSTANCE_HEARTBEAT_MS: '50' })).toThrow(ConfigError);
   });
 });
+
+describe('loadConfig: MQTT_SHARED_GROUP', () => {
+  it('should need an external broker', () => {
+    expect(() => loadConfig({ MQTT_SHARED_GROUP: 'api' })).toThrow(
+      new ConfigError('MQTT_SHARED_GROUP', 'needs MQTT_URL: replicas share one external broker'),
+    );
+    expect(loadConfig({ MQTT_SHARED_GROUP: 'api', MQTT_URL: 'mqtt://broker:1883' }).mqttSharedGroup).toBe(
+      'api',
+    );
+  });
+});

@@ -305,6 +305,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
   }
   const mqttUrl = url(env, 'MQTT_URL', ['mqtt:', 'mqtts:', 'tcp:', 'ws:', 'wss:']);
   const broker = brokerKind(env, mqttUrl);
+  if (sharedGroup !== undefined && !mqttUrl) {
+    throw new ConfigError('MQTT_SHARED_GROUP', 'needs MQTT_URL: replicas share one external broker');
+  }
   const subnetBlocks = 2 ** (vpnSubnetPrefix - Number(vpnSupernet.split('/')[1]));
   return {
     port,

@@ -17,6 +17,10 @@ import { InstancesRepository } from './instances.repository';
  * surviving instance does once the lease has expired. A renewal that fails (database away) is
  * retried on the next beat; a lease found gone (this process stalled longer than the lease and was
  * reaped) is taken again under the same id.
+ *
+ * The oldest live instance is the leader: it alone does what must happen once for all replicas
+ * (see onLeadership). Leadership moves at a renewal, so a dead leader is replaced within the lease
+ * plus one heartbeat; an instance that stalls longer than its lease may briefly share it.
  */
 @Injectable()
 export class InstanceLease implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -25,6 +29,8 @@ export class InstanceLease implements OnApplicationBootstrap, BeforeApplicationS
   private timer?: NodeJS.Timeout;
   private released = false;
   private renewing?: Promise<unknown>;
+  private leader = false;
+  private readonly leadershipListeners: Array<(leader: boolean) => Promise<void> | void> = [];
 
   constructor(
     private readonly instances: InstancesRepository,
@@ -35,8 +41,21 @@ export class InstanceLease implements OnApplicationBootstrap, BeforeApplicationS
     return this.config.instanceHeartbeatMs;
   }
 
+  /**
+   * Calls `listener(true)` when this instance becomes the leader and `listener(false)` when it
+   * stops being it (another instance is older, or its lease was lost).
+   */
+  onLeadership(listener: (leader: boolean) => Promise<void> | void): void {
+    this.leadershipListeners.push(listener);
+  }
+
+  get isLeader(): boolean {
+    return this.leader;
+  }
+
   async onApplicationBootstrap(): Promise<void> {
     await this.renew();
+    await this.checkLeadership();
     this.logger.log(
       `instance ${this.id} registered (lease ${this.config.instanceLeaseMs} ms, renewed every ${this.heartbeatMs} ms)`,
     );
@@ -44,9 +63,10 @@ export class InstanceLease implements OnApplicationBootstrap, BeforeApplicationS
       if (this.renewing) return;
       this.renewing = this.renew()
         .then(
-          (existed) => {
+          async (existed) => {
             if (!existed && !this.released)
               this.logger.warn(`instance ${this.id}: the lease had expired and was taken again`);
+            await this.checkLeadership();
           },
           (err: unknown) => this.logger.warn({ err }, `instance ${this.id}: lease renewal failed`),
         )
@@ -75,6 +95,21 @@ export class InstanceLease implements OnApplicationBootstrap, BeforeApplicationS
 
   beforeApplicationShutdown(): Promise<void> {
     return this.release();
+  }
+
+  private async checkLeadership(): Promise<void> {
+    const leader = !this.released && (await this.instances.oldestLive()) === this.id;
+    if (leader === this.leader) return;
+    this.leader = leader;
+    for (const listener of this.leadershipListeners) {
+      try {
+        await listener(leader);
+      } catch (err) {
+        this.logger.error({ err }, 'leadership change handler failed');
+      }
+    }
+    // Logged once the duties have been taken up (or dropped).
+    this.logger.log(`instance ${this.id} ${leader ? 'is now' : 'is no longer'} the leader`);
   }
 
   private renew(): Promise<boolean> {

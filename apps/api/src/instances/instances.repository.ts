@@ -63,4 +63,15 @@ export class InstancesRepository {
       return { instances: ids, operationsClosed };
     });
   }
+
+  /**
+   * The live instance that started first (ties broken by id): the one that takes the duties only
+   * one replica may have (docs/scale-out.md). Null when no lease is live.
+   */
+  async oldestLive(): Promise<string | null> {
+    const rows: Array<{ id: string }> = await this.dataSource.query(
+      `SELECT id FROM api_instance WHERE expires_on >= now() ORDER BY started_on, id LIMIT 1`,
+    );
+    return rows[0]?.id ?? null;
+  }
 }
