@@ -58,7 +58,7 @@ describe('several API replicas on one broker and one database', () => {
     request(api.url).post(`/v1/_/devices/${device.id}/vpn/_${verb}?timeout=20000`).set(bearer(token));
   const metric = async (api: ApiProcess, line: RegExp): Promise<number> => {
     const res = await request(api.url).get('/metrics');
-    const match = (res.text).split('\n').find((l) => line.test(l));
+    const match = res.text.split('\n').find((l) => line.test(l));
     return match ? Number(match.split(' ').pop()) : 0;
   };
   const ingested = (api: ApiProcess) => metric(api, /^vpn_status_reports_ingested_total /);
