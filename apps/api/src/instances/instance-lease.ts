@@ -49,10 +49,6 @@ export class InstanceLease implements OnApplicationBootstrap, BeforeApplicationS
     this.leadershipListeners.push(listener);
   }
 
-  get isLeader(): boolean {
-    return this.leader;
-  }
-
   async onApplicationBootstrap(): Promise<void> {
     await this.renew();
     await this.checkLeadership();
@@ -60,17 +56,7 @@ export class InstanceLease implements OnApplicationBootstrap, BeforeApplicationS
       `instance ${this.id} registered (lease ${this.config.instanceLeaseMs} ms, renewed every ${this.heartbeatMs} ms)`,
     );
     this.timer = setInterval(() => {
-      if (this.renewing) return;
-      this.renewing = this.renew()
-        .then(
-          async (existed) => {
-            if (!existed && !this.released)
-              this.logger.warn(`instance ${this.id}: the lease had expired and was taken again`);
-            await this.checkLeadership();
-          },
-          (err: unknown) => this.logger.warn({ err }, `instance ${this.id}: lease renewal failed`),
-        )
-        .finally(() => (this.renewing = undefined));
+      this.renewing ??= this.beat().finally(() => (this.renewing = undefined));
     }, this.heartbeatMs);
     this.timer.unref();
   }
@@ -95,6 +81,18 @@ export class InstanceLease implements OnApplicationBootstrap, BeforeApplicationS
 
   beforeApplicationShutdown(): Promise<void> {
     return this.release();
+  }
+
+  /** One heartbeat: renew, then see who leads. Never rejects: a failure waits for the next beat. */
+  private async beat(): Promise<void> {
+    try {
+      const existed = await this.renew();
+      if (!existed && !this.released)
+        this.logger.warn(`instance ${this.id}: the lease had expired and was taken again`);
+      await this.checkLeadership();
+    } catch (err) {
+      this.logger.warn({ err }, `instance ${this.id}: lease renewal failed`);
+    }
   }
 
   private async checkLeadership(): Promise<void> {
