@@ -7,6 +7,7 @@ import { FleetStatus1795600100000 } from './1795600100000-FleetStatus';
 import { EventFeed1795600200000 } from './1795600200000-EventFeed';
 import { Webhooks1795600300000 } from './1795600300000-Webhooks';
 import { FleetDeviceRemovals1795600400000 } from './1795600400000-FleetDeviceRemovals';
+import { InstanceLease1795600500000 } from './1795600500000-InstanceLease';
 
 /**
  * Every migration, in order. A file generated with `npm run migration:generate`
@@ -23,4 +24,5 @@ export const MIGRATIONS: Function[] = [
   EventFeed1795600200000,
   Webhooks1795600300000,
   FleetDeviceRemovals1795600400000,
+  InstanceLease1795600500000,
 ];

@@ -36,7 +36,11 @@ export async function startMosquittoDynsec(): Promise<MosquittoDynsec> {
     // The port is free when picked but may be taken before Mosquitto binds it: try another then.
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
-      const started = await launch(dir, dynsecFile, port);
+      const started = await launch(dir, port, [
+        'allow_anonymous false',
+        `plugin ${DYNSEC_PLUGIN}`,
+        `plugin_opt_config_file ${dynsecFile}`,
+      ]);
       if (started.ok) {
         const { proc, output } = started;
         const url = `mqtt://127.0.0.1:${port}`;
@@ -69,16 +73,51 @@ export async function startMosquittoDynsec(): Promise<MosquittoDynsec> {
 type Launch =
   { ok: true; proc: ChildProcess; output: string[] } | { ok: false; addressInUse: boolean; log: string };
 
-async function launch(dir: string, dynsecFile: string, port: number): Promise<Launch> {
+export interface MosquittoOpen {
+  url: string;
+  /** Mosquitto's own log so far (for failure messages). */
+  log(): string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A private Mosquitto that lets anyone in (`allow_anonymous true`, no persistence), on a free
+ * loopback port (never the machine's shared 1883), in a temp dir removed by stop(): an external
+ * broker of kind `external-open` that no other test file publishes on.
+ */
+export async function startMosquittoOpen(): Promise<MosquittoOpen> {
+  const dir = mkdtempSync(join(tmpdir(), 'vpncloud-mosquitto-'));
+  try {
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      const started = await launch(dir, port, ['allow_anonymous true']);
+      if (started.ok) {
+        const { proc, output } = started;
+        return {
+          url: `mqtt://127.0.0.1:${port}`,
+          log: () => output.join(''),
+          stop: async () => {
+            await stopProcess(proc);
+            rmSync(dir, { recursive: true, force: true });
+          },
+        };
+      }
+      if (!started.addressInUse || attempt >= 5) throw new Error(`mosquitto did not start:\n${started.log}`);
+    }
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+async function launch(dir: string, port: number, settings: string[]): Promise<Launch> {
   const conf = join(dir, `mosquitto-${port}.conf`);
   writeFileSync(
     conf,
     [
       'per_listener_settings false',
-      'allow_anonymous false',
       `listener ${port} 127.0.0.1`,
-      `plugin ${DYNSEC_PLUGIN}`,
-      `plugin_opt_config_file ${dynsecFile}`,
+      ...settings,
       // Run as root, Mosquitto drops to the `mosquitto` user, which could not write the dynsec
       // file in this root-owned temp dir.
       ...(process.getuid?.() === 0 ? ['user root'] : []),

@@ -174,3 +174,31 @@ describe('loadConfig: ADMIN_PASSWORD_RESET', () => {
     );
   });
 });
+
+describe('loadConfig: the instance lease', () => {
+  it('should default to a 5 s heartbeat and a 20 s lease, and read both', () => {
+    expect(loadConfig({})).toMatchObject({ instanceHeartbeatMs: 5000, instanceLeaseMs: 20_000 });
+    expect(loadConfig({ INSTANCE_HEARTBEAT_MS: '500', INSTANCE_LEASE_MS: '1000' })).toMatchObject({
+      instanceHeartbeatMs: 500,
+      instanceLeaseMs: 1000,
+    });
+  });
+
+  it('should refuse a lease shorter than two heartbeats, naming INSTANCE_LEASE_MS', () => {
+    expect(() => loadConfig({ INSTANCE_HEARTBEAT_MS: '5000', INSTANCE_LEASE_MS: '9999' })).toThrow(
+      new ConfigError('INSTANCE_LEASE_MS', 'must be at least twice INSTANCE_HEARTBEAT_MS (5000), got 9999'),
+    );
+    expect(() => loadConfig({ INSTANCE_HEARTBEAT_MS: '50' })).toThrow(ConfigError);
+  });
+});
+
+describe('loadConfig: MQTT_SHARED_GROUP', () => {
+  it('should need an external broker', () => {
+    expect(() => loadConfig({ MQTT_SHARED_GROUP: 'api' })).toThrow(
+      new ConfigError('MQTT_SHARED_GROUP', 'needs MQTT_URL: replicas share one external broker'),
+    );
+    expect(loadConfig({ MQTT_SHARED_GROUP: 'api', MQTT_URL: 'mqtt://broker:1883' }).mqttSharedGroup).toBe(
+      'api',
+    );
+  });
+});

@@ -43,6 +43,10 @@ export interface AppConfig {
   emqx?: EmqxConfig;
   /** Group name for `$share/...` subscriptions when several API instances share a broker. */
   mqttSharedGroup?: string;
+  /** How often this process renews its instance lease, and how often it reaps expired ones. */
+  instanceHeartbeatMs: number;
+  /** How long a lease lasts unrenewed: a dead instance's RUNNING operations are closed after it. */
+  instanceLeaseMs: number;
   dataDir: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   jwtSecret: string;
@@ -295,8 +299,21 @@ export function loadConfig(env: Env = process.env): AppConfig {
   if (sharedGroup !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(sharedGroup)) {
     throw new ConfigError('MQTT_SHARED_GROUP', 'must match [A-Za-z0-9_-]{1,64}');
   }
+  const instanceHeartbeatMs = int(env, 'INSTANCE_HEARTBEAT_MS', 5000, 100, 600_000);
+  const instanceLeaseMs = int(env, 'INSTANCE_LEASE_MS', 20_000, 300, 3_600_000);
+  // Two missed beats, not one: a renewal delayed by a busy event loop or database must not
+  // make a live instance look dead.
+  if (instanceLeaseMs < 2 * instanceHeartbeatMs) {
+    throw new ConfigError(
+      'INSTANCE_LEASE_MS',
+      `must be at least twice INSTANCE_HEARTBEAT_MS (${instanceHeartbeatMs}), got ${instanceLeaseMs}`,
+    );
+  }
   const mqttUrl = url(env, 'MQTT_URL', ['mqtt:', 'mqtts:', 'tcp:', 'ws:', 'wss:']);
   const broker = brokerKind(env, mqttUrl);
+  if (sharedGroup !== undefined && !mqttUrl) {
+    throw new ConfigError('MQTT_SHARED_GROUP', 'needs MQTT_URL: replicas share one external broker');
+  }
   const subnetBlocks = 2 ** (vpnSubnetPrefix - Number(vpnSupernet.split('/')[1]));
   return {
     port,
@@ -316,6 +333,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
     mqttBrokerKind: broker.kind,
     emqx: broker.emqx,
     mqttSharedGroup: sharedGroup,
+    instanceHeartbeatMs,
+    instanceLeaseMs,
     dataDir: resolve(str(env, 'DATA_DIR') ?? './.data'),
     logLevel,
     jwtSecret: jwtSecretRaw ?? '',

@@ -1,4 +1,5 @@
 import { Account } from '../accounts/account.entity';
+import { ApiInstance } from '../instances/api-instance.entity';
 import { ApiKey } from '../apikeys/api-key.entity';
 import { AccessToken } from '../auth/access-token.entity';
 import { LoginFailure } from '../auth/login-failure.entity';
@@ -33,4 +34,5 @@ export const ENTITIES: Function[] = [
   Webhook,
   WebhookDelivery,
   WebhookDispatchCursor,
+  ApiInstance,
 ];

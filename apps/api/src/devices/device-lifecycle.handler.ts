@@ -15,6 +15,7 @@ import { ConnectionEvents } from '../mqtt/connection-events';
 import { MqttRouter } from '../mqtt/mqtt-router';
 import { DeviceMessageLog } from '../mqtt/device-message-log';
 import { DevicePeers } from '../gateways/device-peers.service';
+import { InstanceLease } from '../instances/instance-lease';
 import type { ConnectionStatus } from './device.entity';
 import { DevicesRepository } from './devices.repository';
 
@@ -47,19 +48,25 @@ export class DeviceLifecycleHandler implements OnModuleInit {
     private readonly devices: DevicesRepository,
     private readonly connectionEvents: ConnectionEvents,
     private readonly devicePeers: DevicePeers,
+    private readonly lease: InstanceLease,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   async onModuleInit(): Promise<void> {
-    const filter = this.config.mqttSharedGroup
-      ? CloudSubscriptions.shared(this.config.mqttSharedGroup, CloudSubscriptions.lifecycle)
-      : CloudSubscriptions.lifecycle;
     for (const kind of ['birth', 'dc', 'lwt'] as const) {
       this.router.on(kind, ({ account, clientId }, payload) =>
         this.onMessage(kind, account, clientId, payload),
       );
     }
-    await this.mqtt.subscribe(filter);
+    const filter = CloudSubscriptions.lifecycle;
+    // Several replicas: Mosquitto 2.0 (2.0.11 tested) delivers nothing to a shared subscription of a `$` topic
+    // (`$share/g/$EDC/…`), so instead of a share group, the leader alone takes the lifecycle
+    // topics (docs/scale-out.md).
+    if (this.config.mqttSharedGroup)
+      this.lease.onLeadership((leader) =>
+        leader ? this.mqtt.subscribe(filter) : this.mqtt.unsubscribe(filter),
+      );
+    else await this.mqtt.subscribe(filter);
   }
 
   private onMessage(kind: 'birth' | 'dc' | 'lwt', account: string, clientId: string, payload: Buffer): void {

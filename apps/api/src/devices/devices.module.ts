@@ -10,9 +10,10 @@ import { DevicesService } from './devices.service';
 import { TunnelAddressPool } from './tunnel-address.pool';
 import { AccountsModule } from '../accounts/accounts.module';
 import { GatewaysModule } from '../gateways/gateways.module';
+import { InstancesModule } from '../instances/instances.module';
 
 @Module({
-  imports: [TypeOrmModule.forFeature([Device, DeviceEvent]), GatewaysModule, AccountsModule],
+  imports: [TypeOrmModule.forFeature([Device, DeviceEvent]), GatewaysModule, AccountsModule, InstancesModule],
   controllers: [DevicesController],
   providers: [DevicesService, DevicesRepository, TunnelAddressPool, DeviceBrokerAuth, DeviceLifecycleHandler],
   exports: [DevicesService, DevicesRepository],

@@ -50,6 +50,12 @@ export class CloudMqttClient implements OnApplicationBootstrap, BeforeApplicatio
     if (this.client?.connected) await this.client.subscribeAsync(filter, { qos: 1 });
   }
 
+  /** Drops a topic filter registered with subscribe. */
+  async unsubscribe(filter: string): Promise<void> {
+    this.subscriptions.delete(filter);
+    if (this.client?.connected) await this.client.unsubscribeAsync(filter);
+  }
+
   onMessage(listener: MqttMessageListener): void {
     this.listeners.push(listener);
   }

@@ -8,6 +8,7 @@ export type OperationStatus = (typeof OPERATION_STATUSES)[number];
 @Entity('device_operation')
 @Index('device_operation_device_time_idx', ['deviceId', 'startedOn'])
 @Index('device_operation_running_idx', ['requesterClientId'], { where: `"status" = 'RUNNING'` })
+@Index('device_operation_instance_running_idx', ['instanceId'], { where: `"status" = 'RUNNING'` })
 // At most one command runs per device, whichever API instance sent it: commands never interleave.
 @Index('device_operation_one_running', ['deviceId'], { unique: true, where: `"status" = 'RUNNING'` })
 @Check('device_operation_status_valid', `"status" IN ('RUNNING', 'COMPLETED', 'FAILED', 'TIMEOUT')`)
@@ -37,6 +38,13 @@ export class DeviceOperation {
   /** The API instance that sent it (its MQTT requester.client.id). */
   @Column({ name: 'requester_client_id', type: 'varchar', length: 64 })
   requesterClientId: string;
+
+  /**
+   * The API process that runs it (its lease in api_instance): a survivor closes the RUNNING
+   * operations of an instance whose lease expired. Null on rows older than the lease.
+   */
+  @Column({ name: 'instance_id', type: 'uuid', nullable: true })
+  instanceId: string | null;
 
   @Column({ name: 'started_on', type: 'timestamptz', default: () => 'now()' })
   startedOn: Date;

@@ -18,13 +18,19 @@ describe('OperationsRepository', () => {
     await db?.close();
   });
 
-  const command = (scopeId: string, deviceId: string, requesterClientId = 'api-1') => ({
+  const command = (
+    scopeId: string,
+    deviceId: string,
+    requesterClientId = 'api-1',
+    instanceId: string = randomUUID(),
+  ) => ({
     scopeId,
     deviceId,
     command: 'connect' as const,
     requestId: randomUUID(),
     requestedBy: null,
     requesterClientId,
+    instanceId,
   });
   const connectedDevice = async () => {
     const account = await db.account();
@@ -142,6 +148,25 @@ describe('OperationsRepository', () => {
       });
       expect(await repo.findOne(b.account.id, b.device.id, theirs)).toMatchObject({ status: 'RUNNING' });
       expect(await repo.closeInterrupted('api-old')).toBe(0);
+    });
+
+    it('should fail only the RUNNING operations of the given instances, with the given message', async () => {
+      const [a, b, c] = [await connectedDevice(), await connectedDevice(), await connectedDevice()];
+      const [dead1, dead2, alive] = [randomUUID(), randomUUID(), randomUUID()];
+      const start = async (d: typeof a, instance: string) =>
+        ((await repo.start(command(d.account.id, d.device.id, 'api-x', instance))) as { operationId: string })
+          .operationId;
+      const ops = [await start(a, dead1), await start(b, dead2), await start(c, alive)];
+      expect(await repo.closeOfInstances([dead1, dead2], 'gone')).toBe(2);
+      expect(await repo.findOne(a.account.id, a.device.id, ops[0])).toMatchObject({
+        status: 'FAILED',
+        errorMessage: 'gone',
+        instanceId: dead1,
+      });
+      expect((await repo.findOne(a.account.id, a.device.id, ops[0]))?.endedOn).toBeInstanceOf(Date);
+      expect(await repo.findOne(b.account.id, b.device.id, ops[1])).toMatchObject({ status: 'FAILED' });
+      expect(await repo.findOne(c.account.id, c.device.id, ops[2])).toMatchObject({ status: 'RUNNING' });
+      expect(await repo.closeOfInstances([dead1, dead2], 'gone')).toBe(0);
     });
 
     it('should close an abandoned operation only once it is older than the limit', async () => {

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { DataSource, Repository } from 'typeorm';
+import { DataSource, type EntityManager, Repository } from 'typeorm';
 import type { VpnCommand } from '@app/protocol';
 import { DeviceOperation, type OperationStatus } from './device-operation.entity';
 import { isTransientDbError, retryTransient } from '../common/transient-retry';
@@ -39,6 +39,11 @@ interface StartRow {
 
 const MAX_ERROR_MESSAGE = 1024;
 
+/** The outcome written on the RUNNING operations of an instance that is gone (docs/scale-out.md). */
+export const INTERRUPTED_RESTART = 'Interrupted: the API instance restarted';
+export const INTERRUPTED_STOPPED = 'Interrupted: the API instance stopped';
+export const INTERRUPTED_LEASE_EXPIRED = 'Interrupted: its API instance stopped renewing its lease';
+
 /**
  * Every SQL statement about the operation rows of VPN commands. Reads that serve a request take
  * the scope first: another tenant's (or another device's) operation is simply not found. Starting a command reads the device and its account and
@@ -71,7 +76,7 @@ export class OperationsRepository {
       .set({
         status: 'FAILED',
         endedOn: () => 'now()',
-        errorMessage: 'Interrupted: the API instance restarted',
+        errorMessage: INTERRUPTED_RESTART,
       })
       .where('status = :running AND requester_client_id = :me', {
         running: 'RUNNING',
@@ -81,6 +86,27 @@ export class OperationsRepository {
     return result.affected ?? 0;
   }
 
+  /**
+   * Fails the RUNNING operations of the given API instances (their lease ids): a stopping
+   * instance's own that did not finish, or those of instances whose lease expired, closed by a
+   * reaper inside its transaction (`manager`). Returns how many were closed.
+   */
+  async closeOfInstances(
+    instanceIds: string[],
+    errorMessage: string,
+    manager: EntityManager = this.dataSource.manager,
+  ): Promise<number> {
+    const rows: unknown[] = await manager.query(
+      `WITH u AS (
+         UPDATE device_operation SET status = 'FAILED', ended_on = now(), error_message = $2
+          WHERE status = 'RUNNING' AND instance_id = ANY($1::uuid[])
+          RETURNING id)
+       SELECT id FROM u`,
+      [instanceIds, errorMessage],
+    );
+    return rows.length;
+  }
+
   async start(cmd: {
     scopeId: string;
     deviceId: string;
@@ -88,6 +114,8 @@ export class OperationsRepository {
     requestId: string;
     requestedBy: string | null;
     requesterClientId: string;
+    /** The lease id of the API instance that runs it. */
+    instanceId: string;
   }): Promise<StartResult> {
     const rows: StartRow[] = await this.dataSource.query(
       `WITH dev AS (
@@ -97,14 +125,22 @@ export class OperationsRepository {
           WHERE d.id = $1 AND d.scope_id = $2),
        async_commit AS (SELECT set_config('synchronous_commit', 'off', true)),
        op AS (
-         INSERT INTO device_operation (scope_id, device_id, request_id, command, status, requested_by, requester_client_id)
-         SELECT dev.scope_id, dev.id, $3, $4, 'RUNNING', $5, $6 FROM dev, async_commit
+         INSERT INTO device_operation (scope_id, device_id, request_id, command, status, requested_by, requester_client_id, instance_id)
+         SELECT dev.scope_id, dev.id, $3, $4, 'RUNNING', $5, $6, $7 FROM dev, async_commit
           WHERE dev.status = 'ENABLED' AND dev.connection_status = 'CONNECTED'
          -- One RUNNING operation per device, whichever instance asks (device_operation_one_running).
          ON CONFLICT (device_id) WHERE status = 'RUNNING' DO NOTHING
          RETURNING id)
        SELECT dev.*, op.id AS operation_id FROM dev LEFT JOIN op ON true`,
-      [cmd.deviceId, cmd.scopeId, cmd.requestId, cmd.command, cmd.requestedBy, cmd.requesterClientId],
+      [
+        cmd.deviceId,
+        cmd.scopeId,
+        cmd.requestId,
+        cmd.command,
+        cmd.requestedBy,
+        cmd.requesterClientId,
+        cmd.instanceId,
+      ],
     );
     const row = rows[0];
     if (!row) return { started: false, target: null, busy: false };

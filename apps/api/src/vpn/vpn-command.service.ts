@@ -27,7 +27,8 @@ import type { OperationStatus } from './device-operation.entity';
 import { toOperationDto, type DeviceOperationDto, type VpnStatusDto } from './dto/vpn.dto';
 import { toVpnStatusDto } from './vpn-status.view';
 import { VpnStatusStore } from './vpn-status.store';
-import { OperationsRepository, type CommandTarget } from './operations.repository';
+import { InstanceLease } from '../instances/instance-lease';
+import { INTERRUPTED_STOPPED, OperationsRepository, type CommandTarget } from './operations.repository';
 import { VpnService } from './vpn.service';
 
 /** Longest a command may wait for its device (the `timeout` bound), plus slack: older RUNNING rows are abandoned. */
@@ -59,6 +60,7 @@ export class VpnCommandService implements OnApplicationBootstrap, BeforeApplicat
     private readonly operations: OperationsRepository,
     private readonly devicePeers: DevicePeers,
     private readonly vpn: VpnService,
+    private readonly lease: InstanceLease,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -68,11 +70,23 @@ export class VpnCommandService implements OnApplicationBootstrap, BeforeApplicat
     if (closed) this.logger.warn(`closed ${closed} operation(s) left running by a previous run`);
   }
 
-  /** Pending waits are failed by the request client; let their commands record the outcome. */
+  /**
+   * Pending waits are failed by the request client; let their commands record the outcome. What
+   * is still RUNNING after that is closed here, and only then the instance's lease ends: a lease
+   * gone with operations still RUNNING would leave them to the abandoned-operation rule.
+   */
   async beforeApplicationShutdown(): Promise<void> {
     this.shuttingDown = true;
     const deadline = Date.now() + 5000;
     while (this.perDevice.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    try {
+      const closed = await this.operations.closeOfInstances([this.lease.id], INTERRUPTED_STOPPED);
+      if (closed) this.logger.warn(`closed ${closed} operation(s) still running at shutdown`);
+      await this.lease.release();
+    } catch (err) {
+      // The lease then expires and a surviving instance closes them.
+      this.logger.warn({ err }, 'could not close the operations still running at shutdown');
+    }
   }
 
   async execute(
@@ -140,6 +154,7 @@ export class VpnCommandService implements OnApplicationBootstrap, BeforeApplicat
         requestId,
         requestedBy: actorId(principal),
         requesterClientId: this.requests.clientId,
+        instanceId: this.lease.id,
       };
       let start = await this.operations.start(record);
       if (
