@@ -109,6 +109,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** Liveness: the process answers */
         get: operations["Health_live"];
         put?: never;
         post?: never;
@@ -125,6 +126,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** Readiness: the database and the MQTT broker are reachable */
         get: operations["Health_ready"];
         put?: never;
         post?: never;
@@ -247,6 +249,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** One account of the scope or below it */
         get: operations["Accounts_get"];
         /** Update an account (send the current optlock) */
         put: operations["Accounts_update"];
@@ -265,6 +268,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** List the API keys of the account (never their secrets) */
         get: operations["ApiKeys_list"];
         put?: never;
         /** Create an API key; the secret is returned once */
@@ -282,6 +286,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** One API key (never its secret) */
         get: operations["ApiKeys_get"];
         put?: never;
         post?: never;
@@ -317,9 +322,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** One device of the account */
         get: operations["Devices_get"];
+        /** Update a device (send the current optlock) */
         put: operations["Devices_update"];
         post?: never;
+        /** Delete a device; its credentials and tunnel peer go with it */
         delete: operations["Devices_delete"];
         options?: never;
         head?: never;
@@ -577,6 +585,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** List the users of the account */
         get: operations["Users_list"];
         put?: never;
         /** Create a user in the account */
@@ -594,9 +603,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** One user of the account */
         get: operations["Users_get"];
+        /** Update a user (send the current optlock) */
         put: operations["Users_update"];
         post?: never;
+        /** Delete a user; their tokens stop working at once */
         delete: operations["Users_delete"];
         options?: never;
         head?: never;
@@ -715,6 +727,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** List the webhook endpoints of the account (never their secrets) */
         get: operations["Webhooks_list"];
         put?: never;
         /** Create a webhook endpoint; its signing secret is returned once */
@@ -732,6 +745,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** One webhook endpoint (never its secret) */
         get: operations["Webhooks_get"];
         /** Change a webhook endpoint (optimistic lock) */
         put: operations["Webhooks_update"];
@@ -1167,14 +1181,20 @@ export interface components {
             labels: string[];
         };
         FleetStatusItemDto: {
-            /** @description True while the agent reports its tunnel up and the device is provably there: its MQTT link is CONNECTED, or its gateway saw a handshake within VPN_HANDSHAKE_FRESH_SECONDS (default 3 minutes); a device with a WireGuard key must also still have its peer on a gateway */
+            /**
+             * @description True while the agent reports its tunnel up and the device is provably there: its MQTT link is CONNECTED, or its gateway saw a handshake within VPN_HANDSHAKE_FRESH_SECONDS (default 3 minutes); a device with a WireGuard key must also still have its peer on a gateway
+             * @example true
+             */
             connected: boolean;
             /**
              * @description "0.0.0.0" when not connected
              * @example 10.200.12.49
              */
             ipAddress: string;
-            /** @enum {string} */
+            /**
+             * @example connected
+             * @enum {string}
+             */
             status: "idle" | "connecting" | "connected" | "disconnecting" | "error";
             /**
              * @description IXON-style step code: 000 unknown, 001 n/a, 002 pending, 003 done, 004 active, 010 error; 1XY sign-in, 2XY agent, 3XY VPN configuration, 7XY tunnel, 8XY routes (docs/protocol.md)
@@ -1183,12 +1203,14 @@ export interface components {
             statusCode: string;
             /**
              * @description The device's MQTT link
+             * @example CONNECTED
              * @enum {string}
              */
             deviceConnection: "NEVER_CONNECTED" | "CONNECTED" | "DISCONNECTED" | "MISSING";
             /**
              * Format: date-time
              * @description When the agent last reported; null if never
+             * @example 2025-06-01T09:41:05.000Z
              */
             reportedOn: string | null;
             /** @description The tunnel as its gateway sees it; null for a device without a gateway peer (e.g. keyless) */
@@ -1572,14 +1594,20 @@ export interface components {
             error: number;
         };
         VpnStatusDto: {
-            /** @description True while the agent reports its tunnel up and the device is provably there: its MQTT link is CONNECTED, or its gateway saw a handshake within VPN_HANDSHAKE_FRESH_SECONDS (default 3 minutes); a device with a WireGuard key must also still have its peer on a gateway */
+            /**
+             * @description True while the agent reports its tunnel up and the device is provably there: its MQTT link is CONNECTED, or its gateway saw a handshake within VPN_HANDSHAKE_FRESH_SECONDS (default 3 minutes); a device with a WireGuard key must also still have its peer on a gateway
+             * @example true
+             */
             connected: boolean;
             /**
              * @description "0.0.0.0" when not connected
              * @example 10.200.12.49
              */
             ipAddress: string;
-            /** @enum {string} */
+            /**
+             * @example connected
+             * @enum {string}
+             */
             status: "idle" | "connecting" | "connected" | "disconnecting" | "error";
             /**
              * @description IXON-style step code: 000 unknown, 001 n/a, 002 pending, 003 done, 004 active, 010 error; 1XY sign-in, 2XY agent, 3XY VPN configuration, 7XY tunnel, 8XY routes (docs/protocol.md)
@@ -1588,12 +1616,14 @@ export interface components {
             statusCode: string;
             /**
              * @description The device's MQTT link
+             * @example CONNECTED
              * @enum {string}
              */
             deviceConnection: "NEVER_CONNECTED" | "CONNECTED" | "DISCONNECTED" | "MISSING";
             /**
              * Format: date-time
              * @description When the agent last reported; null if never
+             * @example 2025-06-01T09:41:05.000Z
              */
             reportedOn: string | null;
             /** @description The tunnel as its gateway sees it; null for a device without a gateway peer (e.g. keyless) */
@@ -1603,6 +1633,7 @@ export interface components {
             /**
              * Format: uuid
              * @description The gateway that carries the tunnel
+             * @example 3f1e8a52-9c4d-4b7e-8f21-6a0d5c9b7e13
              */
             gatewayId: string;
             /**
@@ -1613,11 +1644,18 @@ export interface components {
             /**
              * Format: date-time
              * @description The gateway's latest WireGuard handshake with the device
+             * @example 2025-06-01T09:41:07.000Z
              */
             lastHandshakeOn: string | null;
-            /** @description Bytes the gateway received from the device */
+            /**
+             * @description Bytes the gateway received from the device
+             * @example 482113
+             */
             rxBytes: number;
-            /** @description Bytes the gateway sent to the device */
+            /**
+             * @description Bytes the gateway sent to the device
+             * @example 1290544
+             */
             txBytes: number;
         };
         WebhookDeliveryDto: {
@@ -1719,6 +1757,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description The session: its WireGuard configuration and the ids to ping and end it with */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1736,7 +1775,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1772,6 +1811,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
+            /** @description PAYLOAD_TOO_LARGE: the body exceeds HTTP_BODY_LIMIT (default 100kb) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
             /** @description RATE_LIMITED: too many requests (Retry-After says when to retry) */
             429: {
                 headers: {
@@ -1781,7 +1829,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -1790,7 +1838,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1799,6 +1847,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
+            /** @description INSUFFICIENT_STORAGE: no free address is left in a pool */
             507: {
                 headers: {
                     [name: string]: unknown;
@@ -1820,6 +1869,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description Where to connect for the location */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1837,7 +1887,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1873,7 +1923,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -1882,7 +1932,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1906,6 +1956,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description The session has ended */
             204: {
                 headers: {
                     [name: string]: unknown;
@@ -1921,7 +1972,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1948,6 +1999,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
+            /** @description PAYLOAD_TOO_LARGE: the body exceeds HTTP_BODY_LIMIT (default 100kb) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
             /** @description RATE_LIMITED: too many requests (Retry-After says when to retry) */
             429: {
                 headers: {
@@ -1957,7 +2017,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -1966,7 +2026,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1986,6 +2046,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description The locations, nearest first */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1994,16 +2055,7 @@ export interface operations {
                     "application/json": components["schemas"]["FendLocationDto"][];
                 };
             };
-            /** @description INVALID_ARGUMENT: the request is malformed or a field is invalid */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBodyDto"];
-                };
-            };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2030,7 +2082,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -2039,7 +2091,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2063,6 +2115,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description The session is kept alive */
             204: {
                 headers: {
                     [name: string]: unknown;
@@ -2078,7 +2131,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2105,6 +2158,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
+            /** @description PAYLOAD_TOO_LARGE: the body exceeds HTTP_BODY_LIMIT (default 100kb) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
             /** @description RATE_LIMITED: too many requests (Retry-After says when to retry) */
             429: {
                 headers: {
@@ -2114,7 +2176,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -2123,7 +2185,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2147,6 +2209,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description Signed in: the token and the API to use it with */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2164,8 +2227,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description PAYLOAD_TOO_LARGE: the body exceeds HTTP_BODY_LIMIT (default 100kb) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2193,6 +2265,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description The process is up */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2212,6 +2285,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description Ready to serve */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2244,6 +2318,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description Signed in: an access token and its refresh token */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2261,8 +2336,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description PAYLOAD_TOO_LARGE: the body exceeds HTTP_BODY_LIMIT (default 100kb) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2279,7 +2363,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2299,6 +2383,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description The principal behind the token */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2307,26 +2392,8 @@ export interface operations {
                     "application/json": components["schemas"]["AuthInfoDto"];
                 };
             };
-            /** @description INVALID_ARGUMENT: the request is malformed or a field is invalid */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBodyDto"];
-                };
-            };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBodyDto"];
-                };
-            };
-            /** @description FORBIDDEN: the scope is outside the caller's accounts, or the role lacks the permission */
-            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2343,7 +2410,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -2352,7 +2419,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2372,26 +2439,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description INVALID_ARGUMENT: the request is malformed or a field is invalid */
-            400: {
+            /** @description The token and its refresh token are revoked */
+            204: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": components["schemas"]["ErrorBodyDto"];
-                };
+                content?: never;
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBodyDto"];
-                };
-            };
-            /** @description FORBIDDEN: the scope is outside the caller's accounts, or the role lacks the permission */
-            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2408,7 +2464,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -2417,7 +2473,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2441,6 +2497,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description The new token pair */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2458,8 +2515,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description PAYLOAD_TOO_LARGE: the body exceeds HTTP_BODY_LIMIT (default 100kb) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2476,7 +2542,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2500,6 +2566,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description Signed in: an access token and its refresh token */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2517,8 +2584,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description PAYLOAD_TOO_LARGE: the body exceeds HTTP_BODY_LIMIT (default 100kb) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2535,7 +2611,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2560,12 +2636,13 @@ export interface operations {
             header?: never;
             path: {
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description One page of accounts */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2583,7 +2660,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2610,7 +2687,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -2619,7 +2696,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2636,7 +2713,7 @@ export interface operations {
             header?: never;
             path: {
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
@@ -2646,6 +2723,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description The new account */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -2663,7 +2741,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2690,6 +2768,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
+            /** @description PAYLOAD_TOO_LARGE: the body exceeds HTTP_BODY_LIMIT (default 100kb) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
             /** @description RATE_LIMITED: too many requests (Retry-After says when to retry) */
             429: {
                 headers: {
@@ -2699,7 +2786,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -2708,7 +2795,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2726,12 +2813,13 @@ export interface operations {
             path: {
                 accountId: string;
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description The account */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2749,7 +2837,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2785,7 +2873,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -2794,7 +2882,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2812,7 +2900,7 @@ export interface operations {
             path: {
                 accountId: string;
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
@@ -2822,6 +2910,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description The updated account */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -2839,7 +2928,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2875,6 +2964,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
+            /** @description PAYLOAD_TOO_LARGE: the body exceeds HTTP_BODY_LIMIT (default 100kb) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
             /** @description RATE_LIMITED: too many requests (Retry-After says when to retry) */
             429: {
                 headers: {
@@ -2884,7 +2982,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -2893,7 +2991,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2911,12 +3009,13 @@ export interface operations {
             path: {
                 accountId: string;
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description The account is deleted */
             204: {
                 headers: {
                     [name: string]: unknown;
@@ -2932,7 +3031,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2977,7 +3076,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -2986,7 +3085,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3007,12 +3106,13 @@ export interface operations {
             header?: never;
             path: {
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description One page of API keys */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -3030,7 +3130,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3057,7 +3157,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -3066,7 +3166,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3083,7 +3183,7 @@ export interface operations {
             header?: never;
             path: {
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
@@ -3093,6 +3193,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description The new API key with its secret */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -3110,7 +3211,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3128,6 +3229,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
+            /** @description PAYLOAD_TOO_LARGE: the body exceeds HTTP_BODY_LIMIT (default 100kb) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
             /** @description RATE_LIMITED: too many requests (Retry-After says when to retry) */
             429: {
                 headers: {
@@ -3137,7 +3247,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -3146,7 +3256,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3164,12 +3274,13 @@ export interface operations {
             path: {
                 apiKeyId: string;
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description The API key */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -3187,7 +3298,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3223,7 +3334,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -3232,7 +3343,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3250,12 +3361,13 @@ export interface operations {
             path: {
                 apiKeyId: string;
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description The API key is deleted */
             204: {
                 headers: {
                     [name: string]: unknown;
@@ -3271,7 +3383,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3307,7 +3419,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -3316,7 +3428,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3342,12 +3454,13 @@ export interface operations {
             header?: never;
             path: {
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description One page of devices */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -3365,7 +3478,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3392,7 +3505,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -3401,7 +3514,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3418,7 +3531,7 @@ export interface operations {
             header?: never;
             path: {
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
@@ -3428,6 +3541,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description The new device */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -3445,7 +3559,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3472,6 +3586,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
+            /** @description PAYLOAD_TOO_LARGE: the body exceeds HTTP_BODY_LIMIT (default 100kb) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
             /** @description RATE_LIMITED: too many requests (Retry-After says when to retry) */
             429: {
                 headers: {
@@ -3481,7 +3604,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -3490,7 +3613,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3508,12 +3631,13 @@ export interface operations {
             path: {
                 deviceId: string;
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description The device */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -3531,7 +3655,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3567,7 +3691,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -3576,7 +3700,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3594,7 +3718,7 @@ export interface operations {
             path: {
                 deviceId: string;
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
@@ -3604,6 +3728,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description The updated device */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -3621,7 +3746,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3657,6 +3782,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
+            /** @description PAYLOAD_TOO_LARGE: the body exceeds HTTP_BODY_LIMIT (default 100kb) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
             /** @description RATE_LIMITED: too many requests (Retry-After says when to retry) */
             429: {
                 headers: {
@@ -3666,7 +3800,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -3675,7 +3809,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3693,12 +3827,13 @@ export interface operations {
             path: {
                 deviceId: string;
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description The device is deleted */
             204: {
                 headers: {
                     [name: string]: unknown;
@@ -3714,7 +3849,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3750,7 +3885,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -3759,7 +3894,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3777,12 +3912,13 @@ export interface operations {
             path: {
                 deviceId: string;
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description The MQTT credentials, with the password this once */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -3800,7 +3936,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3836,7 +3972,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -3845,7 +3981,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3867,12 +4003,13 @@ export interface operations {
             path: {
                 deviceId: string;
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description One page of events */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -3890,7 +4027,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3926,7 +4063,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -3935,7 +4072,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -3957,12 +4094,13 @@ export interface operations {
             path: {
                 deviceId: string;
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description One page of operations */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -3980,7 +4118,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4016,7 +4154,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -4025,7 +4163,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4044,12 +4182,13 @@ export interface operations {
                 deviceId: string;
                 operationId: string;
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description The operation */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -4067,7 +4206,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4103,7 +4242,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -4112,7 +4251,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4130,12 +4269,13 @@ export interface operations {
             path: {
                 deviceId: string;
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description The VPN status */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -4153,7 +4293,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4189,7 +4329,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -4198,7 +4338,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4221,12 +4361,13 @@ export interface operations {
             path: {
                 deviceId: string;
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description The device answered: its new VPN status */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -4239,7 +4380,7 @@ export interface operations {
             202: {
                 headers: {
                     /** @description The operation: /v1/{scopeId}/devices/{deviceId}/operations/{id} */
-                    Location?: unknown;
+                    Location?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4255,7 +4396,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4300,7 +4441,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -4318,7 +4459,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4327,7 +4468,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description DEVICE_TIMEOUT: the device did not answer in time */
+            /** @description DEVICE_TIMEOUT or GATEWAY_TIMEOUT: the device or gateway did not answer in time */
             504: {
                 headers: {
                     [name: string]: unknown;
@@ -4350,12 +4491,13 @@ export interface operations {
             path: {
                 deviceId: string;
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description The device answered: its new VPN status */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -4368,7 +4510,7 @@ export interface operations {
             202: {
                 headers: {
                     /** @description The operation: /v1/{scopeId}/devices/{deviceId}/operations/{id} */
-                    Location?: unknown;
+                    Location?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4384,7 +4526,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4429,7 +4571,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -4447,7 +4589,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4456,7 +4598,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description DEVICE_TIMEOUT: the device did not answer in time */
+            /** @description DEVICE_TIMEOUT or GATEWAY_TIMEOUT: the device or gateway did not answer in time */
             504: {
                 headers: {
                     [name: string]: unknown;
@@ -4479,12 +4621,13 @@ export interface operations {
             path: {
                 deviceId: string;
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description The device answered: its new VPN status */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -4497,7 +4640,7 @@ export interface operations {
             202: {
                 headers: {
                     /** @description The operation: /v1/{scopeId}/devices/{deviceId}/operations/{id} */
-                    Location?: unknown;
+                    Location?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4513,7 +4656,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4558,7 +4701,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -4576,7 +4719,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4585,7 +4728,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description DEVICE_TIMEOUT: the device did not answer in time */
+            /** @description DEVICE_TIMEOUT or GATEWAY_TIMEOUT: the device or gateway did not answer in time */
             504: {
                 headers: {
                     [name: string]: unknown;
@@ -4603,7 +4746,7 @@ export interface operations {
             path: {
                 deviceId: string;
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
@@ -4613,6 +4756,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description The session: its WireGuard configuration and ping token */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -4630,7 +4774,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4666,6 +4810,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
+            /** @description PAYLOAD_TOO_LARGE: the body exceeds HTTP_BODY_LIMIT (default 100kb) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
             /** @description RATE_LIMITED: too many requests (Retry-After says when to retry) */
             429: {
                 headers: {
@@ -4675,7 +4828,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -4684,7 +4837,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4693,7 +4846,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description DEVICE_TIMEOUT: the device did not answer in time */
+            /** @description DEVICE_TIMEOUT or GATEWAY_TIMEOUT: the device or gateway did not answer in time */
             504: {
                 headers: {
                     [name: string]: unknown;
@@ -4702,6 +4855,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
+            /** @description INSUFFICIENT_STORAGE: no free address is left in a pool */
             507: {
                 headers: {
                     [name: string]: unknown;
@@ -4720,12 +4874,13 @@ export interface operations {
                 deviceId: string;
                 sessionId: string;
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description The session has ended */
             204: {
                 headers: {
                     [name: string]: unknown;
@@ -4741,7 +4896,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4777,7 +4932,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -4786,7 +4941,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4815,6 +4970,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description The session is kept alive until expiresOn */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -4832,7 +4988,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4852,6 +5008,15 @@ export interface operations {
             };
             /** @description NOT_FOUND */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
+            /** @description PAYLOAD_TOO_LARGE: the body exceeds HTTP_BODY_LIMIT (default 100kb) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4873,12 +5038,13 @@ export interface operations {
             header?: never;
             path: {
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description One page of gateways */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -4896,7 +5062,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4923,7 +5089,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -4932,7 +5098,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4949,7 +5115,7 @@ export interface operations {
             header?: never;
             path: {
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
@@ -4959,6 +5125,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description The new gateway */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -4976,7 +5143,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5003,6 +5170,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
+            /** @description PAYLOAD_TOO_LARGE: the body exceeds HTTP_BODY_LIMIT (default 100kb) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
             /** @description RATE_LIMITED: too many requests (Retry-After says when to retry) */
             429: {
                 headers: {
@@ -5012,7 +5188,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -5021,7 +5197,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5039,12 +5215,13 @@ export interface operations {
             path: {
                 gatewayId: string;
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description The gateway */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -5062,7 +5239,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5098,7 +5275,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -5107,7 +5284,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5125,12 +5302,13 @@ export interface operations {
             path: {
                 gatewayId: string;
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description The gateway is deleted */
             204: {
                 headers: {
                     [name: string]: unknown;
@@ -5146,7 +5324,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5191,7 +5369,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -5200,7 +5378,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5218,7 +5396,7 @@ export interface operations {
             path: {
                 gatewayId: string;
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
@@ -5228,6 +5406,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description The updated gateway */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -5245,7 +5424,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5281,6 +5460,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
+            /** @description PAYLOAD_TOO_LARGE: the body exceeds HTTP_BODY_LIMIT (default 100kb) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
             /** @description RATE_LIMITED: too many requests (Retry-After says when to retry) */
             429: {
                 headers: {
@@ -5290,7 +5478,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -5299,7 +5487,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5317,12 +5505,13 @@ export interface operations {
             path: {
                 gatewayId: string;
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description The MQTT credentials, with the password this once */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -5340,7 +5529,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5376,7 +5565,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -5385,7 +5574,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5408,12 +5597,13 @@ export interface operations {
             header?: never;
             path: {
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description One page of users */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -5431,7 +5621,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5458,7 +5648,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -5467,7 +5657,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5484,7 +5674,7 @@ export interface operations {
             header?: never;
             path: {
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
@@ -5494,6 +5684,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description The new user */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -5511,7 +5702,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5538,6 +5729,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
+            /** @description PAYLOAD_TOO_LARGE: the body exceeds HTTP_BODY_LIMIT (default 100kb) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
             /** @description RATE_LIMITED: too many requests (Retry-After says when to retry) */
             429: {
                 headers: {
@@ -5547,7 +5747,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -5556,7 +5756,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5574,12 +5774,13 @@ export interface operations {
             path: {
                 userId: string;
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description The user */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -5597,7 +5798,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5633,7 +5834,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -5642,7 +5843,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5660,7 +5861,7 @@ export interface operations {
             path: {
                 userId: string;
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
@@ -5670,6 +5871,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description The updated user */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -5687,7 +5889,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5723,6 +5925,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
+            /** @description PAYLOAD_TOO_LARGE: the body exceeds HTTP_BODY_LIMIT (default 100kb) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
             /** @description RATE_LIMITED: too many requests (Retry-After says when to retry) */
             429: {
                 headers: {
@@ -5732,7 +5943,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -5741,7 +5952,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5759,12 +5970,13 @@ export interface operations {
             path: {
                 userId: string;
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description The user is deleted */
             204: {
                 headers: {
                     [name: string]: unknown;
@@ -5780,7 +5992,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5816,7 +6028,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -5825,7 +6037,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5844,10 +6056,9 @@ export interface operations {
                 /** @description A single-use ticket from POST …/vpn/events/_ticket, instead of an Authorization header */
                 ticket?: string;
             };
-            header: {
-                "last-event-id": string;
-                /** @description Resume after this event id */
-                "Last-Event-ID"?: string;
+            header?: {
+                /** @description Last-Event-ID: resume after this event id */
+                "last-event-id"?: string;
             };
             path: {
                 /** @description Account id, or _ for the caller's own account */
@@ -5875,7 +6086,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5901,12 +6112,13 @@ export interface operations {
             header?: never;
             path: {
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description The ticket */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -5924,7 +6136,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5951,7 +6163,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -5960,7 +6172,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -5977,12 +6189,13 @@ export interface operations {
             header?: never;
             path: {
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description The gateways, nearest first */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -6000,7 +6213,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -6027,7 +6240,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -6036,7 +6249,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6061,12 +6274,13 @@ export interface operations {
             header?: never;
             path: {
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description One page of sessions */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -6084,7 +6298,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -6111,7 +6325,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -6120,7 +6334,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6154,16 +6368,17 @@ export interface operations {
             };
             path: {
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description One page of VPN statuses */
             200: {
                 headers: {
                     /** @description Weak validator of this page */
-                    ETag?: unknown;
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6186,7 +6401,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -6213,7 +6428,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -6222,7 +6437,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6242,12 +6457,13 @@ export interface operations {
             header?: never;
             path: {
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description The counts */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -6265,7 +6481,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -6292,7 +6508,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -6301,7 +6517,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6322,12 +6538,13 @@ export interface operations {
             header?: never;
             path: {
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description One page of webhook endpoints */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -6345,7 +6562,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -6372,7 +6589,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -6381,7 +6598,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6398,7 +6615,7 @@ export interface operations {
             header?: never;
             path: {
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
@@ -6408,6 +6625,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description The new endpoint with its signing secret */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -6425,7 +6643,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -6452,6 +6670,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
+            /** @description PAYLOAD_TOO_LARGE: the body exceeds HTTP_BODY_LIMIT (default 100kb) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
             /** @description RATE_LIMITED: too many requests (Retry-After says when to retry) */
             429: {
                 headers: {
@@ -6461,7 +6688,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -6470,7 +6697,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6488,12 +6715,13 @@ export interface operations {
             path: {
                 webhookId: string;
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description The endpoint */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -6511,7 +6739,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -6547,7 +6775,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -6556,7 +6784,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6574,7 +6802,7 @@ export interface operations {
             path: {
                 webhookId: string;
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
@@ -6584,6 +6812,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description The updated endpoint */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -6601,7 +6830,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -6637,6 +6866,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
+            /** @description PAYLOAD_TOO_LARGE: the body exceeds HTTP_BODY_LIMIT (default 100kb) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBodyDto"];
+                };
+            };
             /** @description RATE_LIMITED: too many requests (Retry-After says when to retry) */
             429: {
                 headers: {
@@ -6646,7 +6884,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -6655,7 +6893,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6673,12 +6911,13 @@ export interface operations {
             path: {
                 webhookId: string;
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description The endpoint is deleted */
             204: {
                 headers: {
                     [name: string]: unknown;
@@ -6694,7 +6933,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -6730,7 +6969,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -6739,7 +6978,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6757,12 +6996,13 @@ export interface operations {
             path: {
                 webhookId: string;
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description The delivery, enqueued */
             202: {
                 headers: {
                     [name: string]: unknown;
@@ -6780,7 +7020,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -6825,7 +7065,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -6834,7 +7074,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6857,12 +7097,13 @@ export interface operations {
             path: {
                 webhookId: string;
                 /** @description Account id, or _ for the caller's own account */
-                scopeId: unknown;
+                scopeId: string;
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
+            /** @description One page of deliveries */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -6880,7 +7121,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description UNAUTHORIZED: missing, expired or revoked token */
+            /** @description UNAUTHORIZED or AUTH_FAILED: missing, expired or revoked token, or wrong credentials */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -6916,7 +7157,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description INTERNAL_ERROR or STORAGE_ERROR */
+            /** @description INTERNAL_ERROR, STORAGE_ERROR or TUNNEL_ERROR */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -6925,7 +7166,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBodyDto"];
                 };
             };
-            /** @description SERVICE_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
+            /** @description SERVICE_UNAVAILABLE or GATEWAY_UNAVAILABLE: e.g. the database cannot be reached (Retry-After) */
             503: {
                 headers: {
                     [name: string]: unknown;

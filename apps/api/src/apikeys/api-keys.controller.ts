@@ -1,15 +1,14 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Post, Query } from '@nestjs/common';
 import {
   ApiCreatedResponse,
   ApiNoContentResponse,
   ApiOkResponse,
   ApiOperation,
-  ApiParam,
   ApiTags,
 } from '@nestjs/swagger';
 import { ApiErrors } from '../common/api-errors.decorator';
-import { uuidPipe } from '../common/uuid.pipe';
-import { Authenticated, CurrentPrincipal, CurrentScope } from '../auth/auth.decorators';
+import { UuidParam } from '../common/uuid.pipe';
+import { Authenticated, CurrentPrincipal, CurrentScope, ApiScopeParam } from '../auth/auth.decorators';
 import type { Principal, RequestScope } from '../auth/principal';
 import { ApiKeysService } from './api-keys.service';
 import {
@@ -21,14 +20,15 @@ import {
 } from './dto/api-key.dto';
 
 @ApiTags('apikeys')
-@ApiParam({ name: 'scopeId', description: "Account id, or _ for the caller's own account" })
+@ApiScopeParam()
 @Controller('v1/:scopeId/apikeys')
 export class ApiKeysController {
   constructor(private readonly keys: ApiKeysService) {}
 
   @Get()
   @Authenticated({ permission: 'apikey:read' })
-  @ApiOkResponse({ type: ApiKeyListDto })
+  @ApiOperation({ summary: 'List the API keys of the account (never their secrets)' })
+  @ApiOkResponse({ type: ApiKeyListDto, description: 'One page of API keys' })
   list(@CurrentScope() scope: RequestScope, @Query() query: ApiKeyListQueryDto): Promise<ApiKeyListDto> {
     return this.keys.list(scope.id, query);
   }
@@ -36,7 +36,7 @@ export class ApiKeysController {
   @Post()
   @Authenticated({ permission: 'apikey:write' })
   @ApiOperation({ summary: 'Create an API key; the secret is returned once' })
-  @ApiCreatedResponse({ type: CreatedApiKeyDto })
+  @ApiCreatedResponse({ type: CreatedApiKeyDto, description: 'The new API key with its secret' })
   create(
     @CurrentScope() scope: RequestScope,
     @CurrentPrincipal() principal: Principal,
@@ -47,9 +47,10 @@ export class ApiKeysController {
 
   @Get(':apiKeyId')
   @Authenticated({ permission: 'apikey:read' })
-  @ApiOkResponse({ type: ApiKeyDto })
+  @ApiOperation({ summary: 'One API key (never its secret)' })
+  @ApiOkResponse({ type: ApiKeyDto, description: 'The API key' })
   @ApiErrors(404)
-  get(@CurrentScope() scope: RequestScope, @Param('apiKeyId', uuidPipe) id: string): Promise<ApiKeyDto> {
+  get(@CurrentScope() scope: RequestScope, @UuidParam('apiKeyId') id: string): Promise<ApiKeyDto> {
     return this.keys.get(scope.id, id);
   }
 
@@ -57,9 +58,9 @@ export class ApiKeysController {
   @Authenticated({ permission: 'apikey:write' })
   @HttpCode(204)
   @ApiOperation({ summary: 'Delete an API key; its tokens stop working at once' })
-  @ApiNoContentResponse()
+  @ApiNoContentResponse({ description: 'The API key is deleted' })
   @ApiErrors(404)
-  async delete(@CurrentScope() scope: RequestScope, @Param('apiKeyId', uuidPipe) id: string): Promise<void> {
+  async delete(@CurrentScope() scope: RequestScope, @UuidParam('apiKeyId') id: string): Promise<void> {
     await this.keys.delete(scope.id, id);
   }
 }

@@ -1,5 +1,5 @@
 import { Body, Controller, Get, HttpCode, Ip, Post } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { ApiErrors } from '../common/api-errors.decorator';
 import { Public } from '../common/public.decorator';
 import { ANY_AUTHENTICATED, Authenticated, CurrentPrincipal } from './auth.decorators';
@@ -22,7 +22,7 @@ export class AuthController {
   @Post('user')
   @HttpCode(200)
   @ApiOperation({ summary: 'Sign in with username and password' })
-  @ApiOkResponse({ type: AccessTokenDto })
+  @ApiOkResponse({ type: AccessTokenDto, description: 'Signed in: an access token and its refresh token' })
   @ApiErrors(400, 401, 429, 503)
   login(@Ip() ip: string, @Body() body: UserCredentialsDto): Promise<AccessTokenDto> {
     return this.auth.loginUser(ip, body.username, body.password);
@@ -32,7 +32,7 @@ export class AuthController {
   @Post('apikey')
   @HttpCode(200)
   @ApiOperation({ summary: 'Sign in with an API key' })
-  @ApiOkResponse({ type: AccessTokenDto })
+  @ApiOkResponse({ type: AccessTokenDto, description: 'Signed in: an access token and its refresh token' })
   @ApiErrors(400, 401, 429, 503)
   loginApiKey(@Ip() ip: string, @Body() body: ApiKeyCredentialsDto): Promise<AccessTokenDto> {
     return this.auth.loginApiKey(ip, body.apiKey);
@@ -42,7 +42,7 @@ export class AuthController {
   @Post('refresh')
   @HttpCode(200)
   @ApiOperation({ summary: 'Rotate a token pair: the old access and refresh tokens stop working' })
-  @ApiOkResponse({ type: AccessTokenDto })
+  @ApiOkResponse({ type: AccessTokenDto, description: 'The new token pair' })
   @ApiErrors(400, 401, 429, 503)
   refresh(@Ip() ip: string, @Body() body: RefreshTokenDto): Promise<AccessTokenDto> {
     return this.auth.refresh(ip, body.tokenId, body.refreshToken);
@@ -52,6 +52,7 @@ export class AuthController {
   @Authenticated({ permission: ANY_AUTHENTICATED })
   @HttpCode(204)
   @ApiOperation({ summary: 'Revoke the calling access token (and its refresh token)' })
+  @ApiNoContentResponse({ description: 'The token and its refresh token are revoked' })
   async logout(@CurrentPrincipal() principal: Principal): Promise<void> {
     await this.auth.logout(principal);
   }
@@ -59,7 +60,7 @@ export class AuthController {
   @Get('info')
   @Authenticated({ permission: ANY_AUTHENTICATED })
   @ApiOperation({ summary: 'Who the token belongs to and what it may do' })
-  @ApiOkResponse({ type: AuthInfoDto })
+  @ApiOkResponse({ type: AuthInfoDto, description: 'The principal behind the token' })
   info(@CurrentPrincipal() principal: Principal): AuthInfoDto {
     return {
       tokenId: principal.tokenId,

@@ -1,4 +1,5 @@
-import type { ArgumentMetadata, PipeTransform } from '@nestjs/common';
+import { Param, type ArgumentMetadata, type PipeTransform } from '@nestjs/common';
+import { ApiParam } from '@nestjs/swagger';
 import { AppError } from './app-error';
 
 export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -19,3 +20,16 @@ class UuidPipe implements PipeTransform<unknown, Promise<string>> {
 }
 
 export const uuidPipe = new UuidPipe();
+
+/**
+ * `@UuidParam('deviceId')`: the path parameter through uuidPipe, documented as `format: uuid`,
+ * so what the route checks and what the spec says cannot drift apart.
+ */
+export function UuidParam(name: string): ParameterDecorator {
+  return (target, key, index) => {
+    Param(name, uuidPipe)(target, key, index);
+    // Parameter decorators run before the method's: the swagger metadata joins the method's own.
+    const descriptor = Object.getOwnPropertyDescriptor(target, key!)!;
+    ApiParam({ name, schema: { type: 'string', format: 'uuid' } })(target, key!, descriptor);
+  };
+}

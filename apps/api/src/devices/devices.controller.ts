@@ -1,15 +1,14 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Query } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Post, Put, Query } from '@nestjs/common';
 import {
   ApiCreatedResponse,
   ApiNoContentResponse,
   ApiOkResponse,
   ApiOperation,
-  ApiParam,
   ApiTags,
 } from '@nestjs/swagger';
 import { ApiErrors } from '../common/api-errors.decorator';
-import { uuidPipe } from '../common/uuid.pipe';
-import { Authenticated, CurrentPrincipal, CurrentScope } from '../auth/auth.decorators';
+import { UuidParam } from '../common/uuid.pipe';
+import { Authenticated, CurrentPrincipal, CurrentScope, ApiScopeParam } from '../auth/auth.decorators';
 import { actorId } from '../auth/principal';
 import type { Principal, RequestScope } from '../auth/principal';
 import { DevicesService } from './devices.service';
@@ -24,7 +23,7 @@ import {
 } from './dto/device.dto';
 
 @ApiTags('devices')
-@ApiParam({ name: 'scopeId', description: "Account id, or _ for the caller's own account" })
+@ApiScopeParam()
 @Controller('v1/:scopeId/devices')
 export class DevicesController {
   constructor(private readonly devices: DevicesService) {}
@@ -32,7 +31,7 @@ export class DevicesController {
   @Get()
   @Authenticated({ permission: 'device:read' })
   @ApiOperation({ summary: 'List the devices of the account' })
-  @ApiOkResponse({ type: DeviceListDto })
+  @ApiOkResponse({ type: DeviceListDto, description: 'One page of devices' })
   list(@CurrentScope() scope: RequestScope, @Query() query: DeviceListQueryDto): Promise<DeviceListDto> {
     return this.devices.list(scope.id, query);
   }
@@ -40,7 +39,7 @@ export class DevicesController {
   @Post()
   @Authenticated({ permission: 'device:write' })
   @ApiOperation({ summary: 'Register a device; it gets a stable tunnel address from the account subnet' })
-  @ApiCreatedResponse({ type: DeviceDto })
+  @ApiCreatedResponse({ type: DeviceDto, description: 'The new device' })
   @ApiErrors(409)
   create(
     @CurrentScope() scope: RequestScope,
@@ -52,20 +51,22 @@ export class DevicesController {
 
   @Get(':deviceId')
   @Authenticated({ permission: 'device:read' })
-  @ApiOkResponse({ type: DeviceDto })
+  @ApiOperation({ summary: 'One device of the account' })
+  @ApiOkResponse({ type: DeviceDto, description: 'The device' })
   @ApiErrors(404)
-  get(@CurrentScope() scope: RequestScope, @Param('deviceId', uuidPipe) id: string): Promise<DeviceDto> {
+  get(@CurrentScope() scope: RequestScope, @UuidParam('deviceId') id: string): Promise<DeviceDto> {
     return this.devices.get(scope.id, id);
   }
 
   @Put(':deviceId')
   @Authenticated({ permission: 'device:write' })
-  @ApiOkResponse({ type: DeviceDto })
+  @ApiOperation({ summary: 'Update a device (send the current optlock)' })
+  @ApiOkResponse({ type: DeviceDto, description: 'The updated device' })
   @ApiErrors(404, 409)
   update(
     @CurrentScope() scope: RequestScope,
     @CurrentPrincipal() principal: Principal,
-    @Param('deviceId', uuidPipe) id: string,
+    @UuidParam('deviceId') id: string,
     @Body() body: UpdateDeviceDto,
   ): Promise<DeviceDto> {
     return this.devices.update(scope.id, id, body, actorId(principal));
@@ -74,20 +75,24 @@ export class DevicesController {
   @Delete(':deviceId')
   @Authenticated({ permission: 'device:write' })
   @HttpCode(204)
-  @ApiNoContentResponse()
+  @ApiOperation({ summary: 'Delete a device; its credentials and tunnel peer go with it' })
+  @ApiNoContentResponse({ description: 'The device is deleted' })
   @ApiErrors(404)
-  async delete(@CurrentScope() scope: RequestScope, @Param('deviceId', uuidPipe) id: string): Promise<void> {
+  async delete(@CurrentScope() scope: RequestScope, @UuidParam('deviceId') id: string): Promise<void> {
     await this.devices.delete(scope.id, id);
   }
 
   @Post(':deviceId/credentials')
   @Authenticated({ permission: 'device:write' })
   @ApiOperation({ summary: 'Issue or rotate the device MQTT credentials; the password is shown once' })
-  @ApiCreatedResponse({ type: DeviceCredentialsDto })
+  @ApiCreatedResponse({
+    type: DeviceCredentialsDto,
+    description: 'The MQTT credentials, with the password this once',
+  })
   @ApiErrors(404)
   credentials(
     @CurrentScope() scope: RequestScope,
-    @Param('deviceId', uuidPipe) id: string,
+    @UuidParam('deviceId') id: string,
   ): Promise<DeviceCredentialsDto> {
     return this.devices.issueCredentials(scope.id, id);
   }
@@ -95,11 +100,11 @@ export class DevicesController {
   @Get(':deviceId/events')
   @Authenticated({ permission: 'device:read' })
   @ApiOperation({ summary: 'Lifecycle and status events of the device, newest first' })
-  @ApiOkResponse({ type: DeviceEventListDto })
+  @ApiOkResponse({ type: DeviceEventListDto, description: 'One page of events' })
   @ApiErrors(404)
   events(
     @CurrentScope() scope: RequestScope,
-    @Param('deviceId', uuidPipe) id: string,
+    @UuidParam('deviceId') id: string,
     @Query() query: DeviceEventListQueryDto,
   ): Promise<DeviceEventListDto> {
     return this.devices.listEvents(scope.id, id, query);

@@ -5,20 +5,19 @@ import {
   ApiHeader,
   ApiOkResponse,
   ApiOperation,
-  ApiParam,
   ApiTags,
 } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { ApiErrors } from '../common/api-errors.decorator';
 import { Public } from '../common/public.decorator';
 import { AuthGuard } from '../auth/auth.guard';
-import { Authenticated, CurrentPrincipal, CurrentScope } from '../auth/auth.decorators';
+import { Authenticated, CurrentPrincipal, CurrentScope, ApiScopeParam } from '../auth/auth.decorators';
 import type { AuthenticatedRequest, Principal, RequestScope } from '../auth/principal';
 import { EventStreamQueryDto, EventTicketDto } from './dto/event-stream.dto';
 import { EventStreamService } from './event-stream.service';
 
 @ApiTags('vpn events')
-@ApiParam({ name: 'scopeId', description: "Account id, or _ for the caller's own account" })
+@ApiScopeParam()
 @Controller('v1/:scopeId/vpn/events')
 export class EventsController {
   constructor(
@@ -37,7 +36,11 @@ export class EventsController {
     summary:
       'Server-Sent Events: every VPN status and device connection change in the scope subtree, in order (docs/events.md)',
   })
-  @ApiHeader({ name: 'Last-Event-ID', required: false, description: 'Resume after this event id' })
+  @ApiHeader({
+    name: 'last-event-id',
+    required: false,
+    description: 'Last-Event-ID: resume after this event id',
+  })
   @ApiOkResponse({
     description:
       'A text/event-stream: `id:` the event id, `event:` vpn.connected | vpn.disconnected | vpn.error | ' +
@@ -68,7 +71,7 @@ export class EventsController {
   @Post('_ticket')
   @Authenticated({ permission: 'vpn:read' })
   @ApiOperation({ summary: 'A single-use ticket, valid 60 s, that opens one event stream as ?ticket=…' })
-  @ApiCreatedResponse({ type: EventTicketDto })
+  @ApiCreatedResponse({ type: EventTicketDto, description: 'The ticket' })
   ticket(
     @CurrentPrincipal() principal: Principal,
     @CurrentScope() scope: RequestScope,

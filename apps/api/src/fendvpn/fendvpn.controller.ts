@@ -34,7 +34,7 @@ export class FendVpnController {
   @Post('signin')
   @HttpCode(200)
   @ApiOperation({ summary: 'Sign in to a project (account) with a password or an API key' })
-  @ApiOkResponse({ type: SigninResponseDto })
+  @ApiOkResponse({ type: SigninResponseDto, description: 'Signed in: the token and the API to use it with' })
   @ApiErrors(400, 401, 429)
   signin(@Ip() ip: string, @Req() req: Request, @Body() body: SigninDto): Promise<SigninResponseDto> {
     return this.fend.signin(ip, body, baseUrlOf(req));
@@ -43,7 +43,7 @@ export class FendVpnController {
   @Get('locations')
   @Authenticated({ permission: 'vpn:session' })
   @ApiOperation({ summary: 'The locations (gateways) the caller may connect through' })
-  @ApiOkResponse({ type: [FendLocationDto] })
+  @ApiOkResponse({ type: [FendLocationDto], description: 'The locations, nearest first' })
   locations(@CurrentPrincipal() principal: Principal): Promise<FendLocationDto[]> {
     return this.fend.locations(principal);
   }
@@ -52,7 +52,7 @@ export class FendVpnController {
   @Authenticated({ permission: 'vpn:session' })
   @ApiQuery({ name: 'location', format: 'uuid', required: true })
   @ApiOperation({ summary: 'Where to connect for a location (this API serves connect)' })
-  @ApiOkResponse({ type: [FendCredentialsDto] })
+  @ApiOkResponse({ type: [FendCredentialsDto], description: 'Where to connect for the location' })
   @ApiErrors(404)
   credentials(
     @CurrentPrincipal() principal: Principal,
@@ -69,7 +69,10 @@ export class FendVpnController {
     summary:
       'Open a site session with a WireGuard key: the devices of the caller account subtree, through the location',
   })
-  @ApiOkResponse({ type: ConnectResponseDto })
+  @ApiOkResponse({
+    type: ConnectResponseDto,
+    description: 'The session: its WireGuard configuration and the ids to ping and end it with',
+  })
   @ApiErrors(404, 409, 507)
   connect(@CurrentPrincipal() principal: Principal, @Body() body: ConnectDto): Promise<ConnectResponseDto> {
     return this.fend.connect(principal, body);
@@ -79,7 +82,7 @@ export class FendVpnController {
   @HttpCode(204)
   @Authenticated({ permission: 'vpn:session' })
   @ApiOperation({ summary: 'Keep the session alive; 404 once the cloud has ended it' })
-  @ApiNoContentResponse()
+  @ApiNoContentResponse({ description: 'The session is kept alive' })
   @ApiErrors(404)
   async ping(@CurrentPrincipal() principal: Principal, @Body() body: PingDto): Promise<void> {
     await this.fend.ping(principal, body.installation_id, body.session_id);
@@ -89,7 +92,7 @@ export class FendVpnController {
   @HttpCode(204)
   @Authenticated({ permission: 'vpn:session' })
   @ApiOperation({ summary: 'End the session' })
-  @ApiNoContentResponse()
+  @ApiNoContentResponse({ description: 'The session has ended' })
   @ApiErrors(404)
   async disconnect(@CurrentPrincipal() principal: Principal, @Body() body: DisconnectDto): Promise<void> {
     await this.fend.disconnect(principal, body.installation_id, body.session_id);

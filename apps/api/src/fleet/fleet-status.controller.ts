@@ -1,14 +1,7 @@
 import { Controller, Get, Headers, Query, Res } from '@nestjs/common';
-import {
-  ApiHeader,
-  ApiNotModifiedResponse,
-  ApiOkResponse,
-  ApiOperation,
-  ApiParam,
-  ApiTags,
-} from '@nestjs/swagger';
+import { ApiHeader, ApiNotModifiedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
-import { Authenticated, CurrentScope } from '../auth/auth.decorators';
+import { Authenticated, CurrentScope, ApiScopeParam } from '../auth/auth.decorators';
 import type { RequestScope } from '../auth/principal';
 import {
   FleetScopeQueryDto,
@@ -19,7 +12,7 @@ import {
 import { FleetStatusService } from './fleet-status.service';
 
 @ApiTags('vpn')
-@ApiParam({ name: 'scopeId', description: "Account id, or _ for the caller's own account" })
+@ApiScopeParam()
 @Controller('v1/:scopeId/vpn')
 export class FleetStatusController {
   constructor(private readonly fleet: FleetStatusService) {}
@@ -35,7 +28,8 @@ export class FleetStatusController {
   @ApiHeader({ name: 'If-None-Match', required: false, description: 'An ETag of an earlier answer' })
   @ApiOkResponse({
     type: FleetStatusListDto,
-    headers: { ETag: { description: 'Weak validator of this page' } },
+    description: 'One page of VPN statuses',
+    headers: { ETag: { description: 'Weak validator of this page', schema: { type: 'string' } } },
   })
   @ApiNotModifiedResponse({ description: 'The page is unchanged since the ETag sent in If-None-Match' })
   async status(
@@ -58,7 +52,7 @@ export class FleetStatusController {
   @Get('summary')
   @Authenticated({ permission: 'vpn:read' })
   @ApiOperation({ summary: 'How many devices of the scope (or subtree) are in each link and VPN state' })
-  @ApiOkResponse({ type: FleetSummaryDto })
+  @ApiOkResponse({ type: FleetSummaryDto, description: 'The counts' })
   summary(@CurrentScope() scope: RequestScope, @Query() query: FleetScopeQueryDto): Promise<FleetSummaryDto> {
     return this.fleet.summary(scope, query);
   }

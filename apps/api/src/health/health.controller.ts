@@ -1,6 +1,7 @@
 import { Controller, Get, HttpCode } from '@nestjs/common';
-import { ApiOkResponse, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import { DataSource } from 'typeorm';
+import { errorExampleRefs } from '../common/api-errors.decorator';
 import { AppError } from '../common/app-error';
 import { ErrorBodyDto } from '../common/error-body.dto';
 import { Public } from '../common/public.decorator';
@@ -18,16 +19,19 @@ export class HealthController {
 
   @Get('live')
   @HttpCode(200)
-  @ApiOkResponse({ type: HealthDto })
+  @ApiOperation({ summary: 'Liveness: the process answers' })
+  @ApiOkResponse({ type: HealthDto, description: 'The process is up' })
   live(): HealthDto {
     return { status: 'ok' };
   }
 
   @Get('ready')
-  @ApiOkResponse({ type: ReadinessDto })
+  @ApiOperation({ summary: 'Readiness: the database and the MQTT broker are reachable' })
+  @ApiOkResponse({ type: ReadinessDto, description: 'Ready to serve' })
   @ApiServiceUnavailableResponse({
     type: ErrorBodyDto,
     description: 'The database or the MQTT broker is unreachable',
+    examples: errorExampleRefs('SERVICE_UNAVAILABLE'),
   })
   async ready(): Promise<ReadinessDto> {
     let database = false;

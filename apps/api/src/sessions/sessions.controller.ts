@@ -5,14 +5,13 @@ import {
   ApiNoContentResponse,
   ApiOkResponse,
   ApiOperation,
-  ApiParam,
   ApiTags,
 } from '@nestjs/swagger';
 import { ApiErrors } from '../common/api-errors.decorator';
 import { Public } from '../common/public.decorator';
-import { uuidPipe } from '../common/uuid.pipe';
+import { UuidParam, uuidPipe } from '../common/uuid.pipe';
 import { AuthGuard } from '../auth/auth.guard';
-import { Authenticated, CurrentPrincipal, CurrentScope } from '../auth/auth.decorators';
+import { Authenticated, CurrentPrincipal, CurrentScope, ApiScopeParam } from '../auth/auth.decorators';
 import type { AuthenticatedRequest, Principal, RequestScope } from '../auth/principal';
 import {
   CreateSessionDto,
@@ -26,7 +25,7 @@ import {
 import { VpnSessionsService } from './vpn-sessions.service';
 
 @ApiTags('vpn sessions')
-@ApiParam({ name: 'scopeId', description: "Account id, or _ for the caller's own account" })
+@ApiScopeParam()
 @Controller('v1/:scopeId/devices/:deviceId/vpn/sessions')
 export class DeviceSessionsController {
   constructor(
@@ -40,12 +39,15 @@ export class DeviceSessionsController {
     summary:
       "Open an engineer's session to the device: its peer is on the device's gateway before the answer",
   })
-  @ApiCreatedResponse({ type: SessionCreatedDto })
+  @ApiCreatedResponse({
+    type: SessionCreatedDto,
+    description: 'The session: its WireGuard configuration and ping token',
+  })
   @ApiErrors(404, 409, 504, 507)
   open(
     @CurrentScope() scope: RequestScope,
     @CurrentPrincipal() principal: Principal,
-    @Param('deviceId', uuidPipe) deviceId: string,
+    @UuidParam('deviceId') deviceId: string,
     @Body() body: CreateSessionDto,
   ): Promise<SessionCreatedDto> {
     return this.sessions.openForDevice(scope.id, deviceId, body.publicKey, principal);
@@ -55,12 +57,12 @@ export class DeviceSessionsController {
   @Authenticated({ permission: 'vpn:session' })
   @HttpCode(204)
   @ApiOperation({ summary: 'End the session: its peer leaves the gateway' })
-  @ApiNoContentResponse()
+  @ApiNoContentResponse({ description: 'The session has ended' })
   @ApiErrors(404)
   async close(
     @CurrentScope() scope: RequestScope,
-    @Param('deviceId', uuidPipe) deviceId: string,
-    @Param('sessionId', uuidPipe) id: string,
+    @UuidParam('deviceId') deviceId: string,
+    @UuidParam('sessionId') id: string,
   ): Promise<void> {
     await this.sessions.close(scope.id, deviceId, id);
   }
@@ -76,13 +78,13 @@ export class DeviceSessionsController {
   @ApiOperation({
     summary: 'Keep the session alive (its pingToken, or an access token); 404 once it has ended',
   })
-  @ApiOkResponse({ type: SessionPingDto })
+  @ApiOkResponse({ type: SessionPingDto, description: 'The session is kept alive until expiresOn' })
   @ApiErrors(400, 401, 403, 404)
   async ping(
     @Req() req: AuthenticatedRequest,
     @Param('scopeId') rawScope: string,
-    @Param('deviceId', uuidPipe) deviceId: string,
-    @Param('sessionId', uuidPipe) id: string,
+    @UuidParam('deviceId') deviceId: string,
+    @UuidParam('sessionId') id: string,
     @Body() body: PingSessionDto,
   ): Promise<SessionPingDto> {
     if (body.pingToken !== undefined) {
@@ -98,7 +100,7 @@ export class DeviceSessionsController {
 }
 
 @ApiTags('vpn sessions')
-@ApiParam({ name: 'scopeId', description: "Account id, or _ for the caller's own account" })
+@ApiScopeParam()
 @Controller('v1/:scopeId/vpn')
 export class VpnScopeController {
   constructor(private readonly sessions: VpnSessionsService) {}
@@ -108,7 +110,7 @@ export class VpnScopeController {
   @ApiOperation({
     summary: "The audit trail of engineers' sessions in the account: who reached what, when, how long, bytes",
   })
-  @ApiOkResponse({ type: SessionListDto })
+  @ApiOkResponse({ type: SessionListDto, description: 'One page of sessions' })
   list(@CurrentScope() scope: RequestScope, @Query() query: SessionListQueryDto): Promise<SessionListDto> {
     return this.sessions.list(scope.id, query);
   }
@@ -116,7 +118,7 @@ export class VpnScopeController {
   @Get('locations')
   @Authenticated({ permission: 'vpn:read' })
   @ApiOperation({ summary: "The gateways the account may use (its own and its ancestors'), nearest first" })
-  @ApiOkResponse({ type: LocationListDto })
+  @ApiOkResponse({ type: LocationListDto, description: 'The gateways, nearest first' })
   async locations(@CurrentScope() scope: RequestScope): Promise<LocationListDto> {
     return { items: await this.sessions.locations(scope.id) };
   }

@@ -1,10 +1,10 @@
-import { Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
-import { ApiAcceptedResponse, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
+import { Controller, Get, HttpCode, Post, Query, Res } from '@nestjs/common';
+import { ApiAcceptedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { VpnCommand } from '@app/protocol';
 import type { Response } from 'express';
 import { ApiErrors } from '../common/api-errors.decorator';
-import { uuidPipe } from '../common/uuid.pipe';
-import { Authenticated, CurrentPrincipal, CurrentScope } from '../auth/auth.decorators';
+import { UuidParam } from '../common/uuid.pipe';
+import { Authenticated, CurrentPrincipal, CurrentScope, ApiScopeParam } from '../auth/auth.decorators';
 import type { Principal, RequestScope } from '../auth/principal';
 import {
   DeviceOperationDto,
@@ -19,11 +19,16 @@ import { VpnService } from './vpn.service';
 const ASYNC_ACCEPTED = {
   type: DeviceOperationDto,
   description: 'async=true: the command was sent; poll the operation until it leaves RUNNING',
-  headers: { Location: { description: 'The operation: /v1/{scopeId}/devices/{deviceId}/operations/{id}' } },
+  headers: {
+    Location: {
+      description: 'The operation: /v1/{scopeId}/devices/{deviceId}/operations/{id}',
+      schema: { type: 'string' },
+    },
+  },
 };
 
 @ApiTags('vpn')
-@ApiParam({ name: 'scopeId', description: "Account id, or _ for the caller's own account" })
+@ApiScopeParam()
 @Controller('v1/:scopeId/devices/:deviceId')
 export class VpnController {
   constructor(
@@ -34,12 +39,9 @@ export class VpnController {
   @Get('vpn')
   @Authenticated({ permission: 'vpn:read' })
   @ApiOperation({ summary: 'The last VPN status the agent reported; never waits on the device' })
-  @ApiOkResponse({ type: VpnStatusDto })
+  @ApiOkResponse({ type: VpnStatusDto, description: 'The VPN status' })
   @ApiErrors(404)
-  status(
-    @CurrentScope() scope: RequestScope,
-    @Param('deviceId', uuidPipe) id: string,
-  ): Promise<VpnStatusDto> {
+  status(@CurrentScope() scope: RequestScope, @UuidParam('deviceId') id: string): Promise<VpnStatusDto> {
     return this.vpn.status(scope.id, id);
   }
 
@@ -47,13 +49,13 @@ export class VpnController {
   @HttpCode(200)
   @Authenticated({ permission: 'vpn:connect' })
   @ApiOperation({ summary: 'Tell the device to bring its VPN tunnel up; answers with the new status' })
-  @ApiOkResponse({ type: VpnStatusDto })
+  @ApiOkResponse({ type: VpnStatusDto, description: 'The device answered: its new VPN status' })
   @ApiAcceptedResponse(ASYNC_ACCEPTED)
   @ApiErrors(404, 409, 502, 504)
   connect(
     @CurrentScope() scope: RequestScope,
     @CurrentPrincipal() principal: Principal,
-    @Param('deviceId', uuidPipe) id: string,
+    @UuidParam('deviceId') id: string,
     @Query() query: VpnCommandQueryDto,
     @Res({ passthrough: true }) res: Response,
   ): Promise<VpnStatusDto | DeviceOperationDto> {
@@ -64,13 +66,13 @@ export class VpnController {
   @HttpCode(200)
   @Authenticated({ permission: 'vpn:connect' })
   @ApiOperation({ summary: 'Tell the device to bring its VPN tunnel down; answers with the new status' })
-  @ApiOkResponse({ type: VpnStatusDto })
+  @ApiOkResponse({ type: VpnStatusDto, description: 'The device answered: its new VPN status' })
   @ApiAcceptedResponse(ASYNC_ACCEPTED)
   @ApiErrors(404, 409, 502, 504)
   disconnect(
     @CurrentScope() scope: RequestScope,
     @CurrentPrincipal() principal: Principal,
-    @Param('deviceId', uuidPipe) id: string,
+    @UuidParam('deviceId') id: string,
     @Query() query: VpnCommandQueryDto,
     @Res({ passthrough: true }) res: Response,
   ): Promise<VpnStatusDto | DeviceOperationDto> {
@@ -85,13 +87,13 @@ export class VpnController {
     summary: 'Deprecated alias of vpn/_disconnect (Everyware Cloud spelling)',
     deprecated: true,
   })
-  @ApiOkResponse({ type: VpnStatusDto })
+  @ApiOkResponse({ type: VpnStatusDto, description: 'The device answered: its new VPN status' })
   @ApiAcceptedResponse(ASYNC_ACCEPTED)
   @ApiErrors(404, 409, 502, 504)
   disconnectAlias(
     @CurrentScope() scope: RequestScope,
     @CurrentPrincipal() principal: Principal,
-    @Param('deviceId', uuidPipe) id: string,
+    @UuidParam('deviceId') id: string,
     @Query() query: VpnCommandQueryDto,
     @Res({ passthrough: true }) res: Response,
   ): Promise<VpnStatusDto | DeviceOperationDto> {
@@ -101,12 +103,12 @@ export class VpnController {
   @Get('operations/:operationId')
   @Authenticated({ permission: 'vpn:read' })
   @ApiOperation({ summary: 'One command of the device: RUNNING until it reaches its outcome' })
-  @ApiOkResponse({ type: DeviceOperationDto })
+  @ApiOkResponse({ type: DeviceOperationDto, description: 'The operation' })
   @ApiErrors(404)
   operation(
     @CurrentScope() scope: RequestScope,
-    @Param('deviceId', uuidPipe) id: string,
-    @Param('operationId', uuidPipe) operationId: string,
+    @UuidParam('deviceId') id: string,
+    @UuidParam('operationId') operationId: string,
   ): Promise<DeviceOperationDto> {
     return this.vpn.getOperation(scope.id, id, operationId);
   }
@@ -130,11 +132,11 @@ export class VpnController {
   @Get('operations')
   @Authenticated({ permission: 'vpn:read' })
   @ApiOperation({ summary: 'The command history of the device, newest first' })
-  @ApiOkResponse({ type: DeviceOperationListDto })
+  @ApiOkResponse({ type: DeviceOperationListDto, description: 'One page of operations' })
   @ApiErrors(404)
   operations(
     @CurrentScope() scope: RequestScope,
-    @Param('deviceId', uuidPipe) id: string,
+    @UuidParam('deviceId') id: string,
     @Query() query: OperationListQueryDto,
   ): Promise<DeviceOperationListDto> {
     return this.vpn.listOperations(scope.id, id, query);

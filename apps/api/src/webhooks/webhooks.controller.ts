@@ -1,16 +1,15 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Query } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Post, Put, Query } from '@nestjs/common';
 import {
   ApiAcceptedResponse,
   ApiCreatedResponse,
   ApiNoContentResponse,
   ApiOkResponse,
   ApiOperation,
-  ApiParam,
   ApiTags,
 } from '@nestjs/swagger';
 import { ApiErrors } from '../common/api-errors.decorator';
-import { uuidPipe } from '../common/uuid.pipe';
-import { Authenticated, CurrentPrincipal, CurrentScope } from '../auth/auth.decorators';
+import { UuidParam } from '../common/uuid.pipe';
+import { Authenticated, CurrentPrincipal, CurrentScope, ApiScopeParam } from '../auth/auth.decorators';
 import type { Principal, RequestScope } from '../auth/principal';
 import { WebhooksService } from './webhooks.service';
 import {
@@ -26,14 +25,15 @@ import {
 } from './dto/webhook.dto';
 
 @ApiTags('webhooks')
-@ApiParam({ name: 'scopeId', description: "Account id, or _ for the caller's own account" })
+@ApiScopeParam()
 @Controller('v1/:scopeId/webhooks')
 export class WebhooksController {
   constructor(private readonly webhooks: WebhooksService) {}
 
   @Get()
   @Authenticated({ permission: 'webhook:read' })
-  @ApiOkResponse({ type: WebhookListDto })
+  @ApiOperation({ summary: 'List the webhook endpoints of the account (never their secrets)' })
+  @ApiOkResponse({ type: WebhookListDto, description: 'One page of webhook endpoints' })
   list(@CurrentScope() scope: RequestScope, @Query() query: WebhookListQueryDto): Promise<WebhookListDto> {
     return this.webhooks.list(scope.id, query);
   }
@@ -41,7 +41,7 @@ export class WebhooksController {
   @Post()
   @Authenticated({ permission: 'webhook:write' })
   @ApiOperation({ summary: 'Create a webhook endpoint; its signing secret is returned once' })
-  @ApiCreatedResponse({ type: CreatedWebhookDto })
+  @ApiCreatedResponse({ type: CreatedWebhookDto, description: 'The new endpoint with its signing secret' })
   @ApiErrors(409)
   create(
     @CurrentScope() scope: RequestScope,
@@ -53,21 +53,22 @@ export class WebhooksController {
 
   @Get(':webhookId')
   @Authenticated({ permission: 'webhook:read' })
-  @ApiOkResponse({ type: WebhookDto })
+  @ApiOperation({ summary: 'One webhook endpoint (never its secret)' })
+  @ApiOkResponse({ type: WebhookDto, description: 'The endpoint' })
   @ApiErrors(404)
-  get(@CurrentScope() scope: RequestScope, @Param('webhookId', uuidPipe) id: string): Promise<WebhookDto> {
+  get(@CurrentScope() scope: RequestScope, @UuidParam('webhookId') id: string): Promise<WebhookDto> {
     return this.webhooks.get(scope.id, id);
   }
 
   @Put(':webhookId')
   @Authenticated({ permission: 'webhook:write' })
   @ApiOperation({ summary: 'Change a webhook endpoint (optimistic lock)' })
-  @ApiOkResponse({ type: WebhookDto })
+  @ApiOkResponse({ type: WebhookDto, description: 'The updated endpoint' })
   @ApiErrors(404, 409)
   update(
     @CurrentScope() scope: RequestScope,
     @CurrentPrincipal() principal: Principal,
-    @Param('webhookId', uuidPipe) id: string,
+    @UuidParam('webhookId') id: string,
     @Body() body: UpdateWebhookDto,
   ): Promise<WebhookDto> {
     return this.webhooks.update(scope.id, id, body, principal);
@@ -77,20 +78,20 @@ export class WebhooksController {
   @Authenticated({ permission: 'webhook:write' })
   @HttpCode(204)
   @ApiOperation({ summary: 'Delete a webhook endpoint and its deliveries' })
-  @ApiNoContentResponse()
+  @ApiNoContentResponse({ description: 'The endpoint is deleted' })
   @ApiErrors(404)
-  async delete(@CurrentScope() scope: RequestScope, @Param('webhookId', uuidPipe) id: string): Promise<void> {
+  async delete(@CurrentScope() scope: RequestScope, @UuidParam('webhookId') id: string): Promise<void> {
     await this.webhooks.delete(scope.id, id);
   }
 
   @Get(':webhookId/deliveries')
   @Authenticated({ permission: 'webhook:read' })
   @ApiOperation({ summary: "The endpoint's deliveries, newest first" })
-  @ApiOkResponse({ type: WebhookDeliveryListDto })
+  @ApiOkResponse({ type: WebhookDeliveryListDto, description: 'One page of deliveries' })
   @ApiErrors(404)
   deliveries(
     @CurrentScope() scope: RequestScope,
-    @Param('webhookId', uuidPipe) id: string,
+    @UuidParam('webhookId') id: string,
     @Query() query: DeliveryListQueryDto,
   ): Promise<WebhookDeliveryListDto> {
     return this.webhooks.listDeliveries(scope.id, id, query);
@@ -100,11 +101,11 @@ export class WebhooksController {
   @Authenticated({ permission: 'webhook:write' })
   @HttpCode(202)
   @ApiOperation({ summary: 'Enqueue a webhook.test delivery to the endpoint' })
-  @ApiAcceptedResponse({ type: WebhookDeliveryDto })
+  @ApiAcceptedResponse({ type: WebhookDeliveryDto, description: 'The delivery, enqueued' })
   @ApiErrors(404, 409)
   sendTest(
     @CurrentScope() scope: RequestScope,
-    @Param('webhookId', uuidPipe) id: string,
+    @UuidParam('webhookId') id: string,
   ): Promise<WebhookDeliveryDto> {
     return this.webhooks.sendTest(scope.id, id);
   }

@@ -66,7 +66,7 @@ export class FleetStatusQueryDto extends ListQueryDto {
 
   @ApiPropertyOptional({
     type: [String],
-    example: '220,750',
+    example: ['220', '750'],
     description: 'Three-digit status codes as the items show them (comma-separated or repeated: any of them)',
   })
   @IsOptional()

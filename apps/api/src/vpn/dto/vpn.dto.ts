@@ -10,6 +10,7 @@ export const DEFAULT_COMMAND_TIMEOUT_MS = 30_000;
 
 export class VpnCommandQueryDto {
   @ApiPropertyOptional({
+    type: 'integer',
     minimum: 1000,
     maximum: 300000,
     default: DEFAULT_COMMAND_TIMEOUT_MS,
@@ -35,7 +36,11 @@ export class VpnCommandQueryDto {
 }
 
 export class VpnTunnelDto {
-  @ApiProperty({ format: 'uuid', description: 'The gateway that carries the tunnel' })
+  @ApiProperty({
+    format: 'uuid',
+    example: '3f1e8a52-9c4d-4b7e-8f21-6a0d5c9b7e13',
+    description: 'The gateway that carries the tunnel',
+  })
   gatewayId: string;
 
   @ApiProperty({ example: '10.200.0.1', description: "The gateway's address in the device's subnet" })
@@ -44,19 +49,21 @@ export class VpnTunnelDto {
   @ApiProperty({
     nullable: true,
     type: Date,
+    example: '2025-06-01T09:41:07.000Z',
     description: "The gateway's latest WireGuard handshake with the device",
   })
   lastHandshakeOn: Date | null;
 
-  @ApiProperty({ description: 'Bytes the gateway received from the device' })
+  @ApiProperty({ example: 482113, description: 'Bytes the gateway received from the device' })
   rxBytes: number;
 
-  @ApiProperty({ description: 'Bytes the gateway sent to the device' })
+  @ApiProperty({ example: 1290544, description: 'Bytes the gateway sent to the device' })
   txBytes: number;
 }
 
 export class VpnStatusDto {
   @ApiProperty({
+    example: true,
     description:
       'True while the agent reports its tunnel up and the device is provably there: its MQTT link is ' +
       'CONNECTED, or its gateway saw a handshake within VPN_HANDSHAKE_FRESH_SECONDS (default 3 minutes); ' +
@@ -67,7 +74,7 @@ export class VpnStatusDto {
   @ApiProperty({ example: '10.200.12.49', description: '"0.0.0.0" when not connected' })
   ipAddress: string;
 
-  @ApiProperty({ enum: VPN_STATUSES })
+  @ApiProperty({ enum: VPN_STATUSES, example: 'connected' })
   status: string;
 
   @ApiProperty({
@@ -78,10 +85,15 @@ export class VpnStatusDto {
   })
   statusCode: string;
 
-  @ApiProperty({ enum: CONNECTION_STATUSES, description: "The device's MQTT link" })
+  @ApiProperty({ enum: CONNECTION_STATUSES, example: 'CONNECTED', description: "The device's MQTT link" })
   deviceConnection: string;
 
-  @ApiProperty({ nullable: true, type: Date, description: 'When the agent last reported; null if never' })
+  @ApiProperty({
+    nullable: true,
+    type: Date,
+    example: '2025-06-01T09:41:05.000Z',
+    description: 'When the agent last reported; null if never',
+  })
   reportedOn: Date | null;
 
   @ApiProperty({
