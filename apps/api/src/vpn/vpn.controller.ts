@@ -4,7 +4,8 @@ import type { VpnCommand } from '@app/protocol';
 import type { Response } from 'express';
 import { ApiErrors } from '../common/api-errors.decorator';
 import { uuidPipe } from '../common/uuid.pipe';
-import { Authenticated, CurrentPrincipal, CurrentScope } from '../auth/auth.decorators';
+import { Authenticated, CurrentPrincipal, CurrentScope, TokenCheck } from '../auth/auth.decorators';
+import type { PendingTokenCheck } from '../auth/token-check';
 import type { Principal, RequestScope } from '../auth/principal';
 import {
   DeviceOperationDto,
@@ -32,15 +33,12 @@ export class VpnController {
   ) {}
 
   @Get('vpn')
-  @Authenticated({ permission: 'vpn:read' })
+  @Authenticated({ permission: 'vpn:read', tokenCheckedInRead: true })
   @ApiOperation({ summary: 'The last VPN status the agent reported; never waits on the device' })
   @ApiOkResponse({ type: VpnStatusDto })
   @ApiErrors(404)
-  status(
-    @CurrentScope() scope: RequestScope,
-    @Param('deviceId', uuidPipe) id: string,
-  ): Promise<VpnStatusDto> {
-    return this.vpn.status(scope.id, id);
+  status(@TokenCheck() check: PendingTokenCheck, @Param('deviceId') id: string): Promise<VpnStatusDto> {
+    return this.vpn.statusForToken(check, id);
   }
 
   @Post('vpn/_connect')
