@@ -134,4 +134,30 @@ describe('Status read: the token checked in the read', () => {
     await status(api.url, adminToken, tenant.account.id, tenantDeviceId).expect(200);
     expectError(await status(api.url, adminToken, '_', tenantDeviceId), 404, 'NOT_FOUND');
   });
+
+  describe('with the per-principal rate limit', () => {
+    let limited: TestApi;
+
+    beforeAll(async () => {
+      limited = await startTestApi({ RATE_LIMIT_PER_MINUTE: '5' });
+    });
+
+    afterAll(async () => {
+      await limited?.stop();
+    });
+
+    it('should count status reads in the user’s one bucket, with its other tokens and routes', async () => {
+      const first = await login(limited);
+      const second = await login(limited);
+      const id = (await createDevice(limited, first)).id; // 1 of 5
+      for (let i = 0; i < 3; i++) await status(limited.url, first, '_', id).expect(200); // 4 of 5
+      await status(limited.url, second, '_', id).expect(200); // 5 of 5: another token, same user
+      expectError(await status(limited.url, first, '_', id), 429, 'RATE_LIMITED');
+      expectError(
+        await request(limited.url).get('/v1/authentication/info').set(bearer(second)),
+        429,
+        'RATE_LIMITED',
+      );
+    });
+  });
 });
