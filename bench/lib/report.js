@@ -158,6 +158,7 @@ npm run bench          # full run (≈ ${Math.max(1, Math.round(results.duration
 npm run bench:quick    # smoke run, tiny counts, < 1 min: bench/results/quick.json only
 node bench/run.js --only status-read,command-rtt   # a subset (ids: ${results.scenarioIds.join(', ')})
 node bench/run.js --only status-read --cpu-prof    # also write a CPU profile of the API process
+node bench/run.js --quick --only status-read --duration 5 --cpu-prof   # a quick run long enough to profile
 \`\`\`
 
 It needs a PostgreSQL it may create databases on (\`BENCH_PG_ADMIN_URL\`, default
