@@ -78,17 +78,26 @@ const QUICK = {
   webhook: { events: 200, devices: 50, rate: 400 },
 };
 
-const USAGE = `usage: node bench/run.js [--quick] [--only ids] [--skip ids] [--cpu-prof] [--keep-db]
+const USAGE = `usage: node bench/run.js [--quick] [--only ids] [--skip ids] [--cpu-prof] [--keep-db] [--duration s]
   --quick        tiny counts, < 1 min: a smoke test of the harness (writes bench/results/quick.json)
   --only a,b     run only these scenarios (${SCENARIOS.join(', ')})
   --skip a,b     skip these scenarios
   --cpu-prof     run the API with --cpu-prof; profiles go to .tmp/bench-profiles/
   --keep-db      do not drop the bench database at the end
+  --duration s   measured seconds per HTTP load run (e.g. a quick run long enough to profile)
   --markdown     write BENCHMARKS.md even in quick mode or with --only
 env: BENCH_PG_ADMIN_URL, BENCH_MOSQUITTO_URL, BENCH_DIST_DIR (prebuilt app), BENCH_DB_POOL, BENCH_ECHO=1`;
 
 function parseArgs(argv) {
-  const a = { quick: false, only: null, skip: [], cpuProf: false, keepDb: false, markdown: false };
+  const a = {
+    quick: false,
+    only: null,
+    skip: [],
+    cpuProf: false,
+    keepDb: false,
+    markdown: false,
+    durationS: null,
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const list = () => (argv[++i] ?? '').split(',').filter(Boolean);
@@ -98,6 +107,7 @@ function parseArgs(argv) {
     else if (arg === '--cpu-prof') a.cpuProf = true;
     else if (arg === '--keep-db') a.keepDb = true;
     else if (arg === '--markdown') a.markdown = true;
+    else if (arg === '--duration') a.durationS = Number(argv[++i]);
     else if (arg === '--help' || arg === '-h') {
       console.log(USAGE);
       process.exit(0);
@@ -194,6 +204,7 @@ async function main() {
     process.stderr.write(`[bench ${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${msg}\n`);
   const opts = structuredClone(args.quick ? QUICK : FULL);
   if (process.env.BENCH_DB_POOL) opts.poolSize = Number(process.env.BENCH_DB_POOL);
+  if (args.durationS > 0) opts.durationMs = args.durationS * 1000;
   opts.mosquittoUrl = process.env.BENCH_MOSQUITTO_URL ?? 'mqtt://127.0.0.1:1883';
   const selected = SCENARIOS.filter(
     (id) => (args.only ? args.only.includes(id) : true) && !args.skip.includes(id),

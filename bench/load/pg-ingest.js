@@ -1,11 +1,18 @@
 'use strict';
-// The ingestion ceiling: the API's own status upsert (VpnStatusStore.apply, required from the
-// compiled app so the SQL is the same), driven straight from `pg` with as many statements in flight
-// as the API's pool has connections, no MQTT and no framework. What the database alone sustains.
+// The ingestion ceiling: the API's own batched status upsert (VpnStatusStore.applyMany, required
+// from the compiled app so the SQL is the same), driven straight from `pg` the way the API's
+// StatusBatcher drives it — batches of up to 500 reports, each device at most once per batch and
+// in at most one batch in flight, 3 batches in flight — with no MQTT and no framework: what the
+// database alone sustains with the API's write pattern. Every report is a change (`connected`
+// alternates, `seq` grows), so every stored report is also a VPN_STATUS event, as in ours.
 const path = require('node:path');
 const { randomUUID } = require('node:crypto');
 const { Pool } = require('pg');
 const { runJob } = require('./child-guard');
+
+/** The API's batcher defaults (apps/api/src/vpn/status-batcher.ts). */
+const MAX_BATCH = 500;
+const MAX_IN_FLIGHT = 3;
 
 async function run(job) {
   require('reflect-metadata');
@@ -18,30 +25,39 @@ async function run(job) {
     seq: 0,
     connected: false,
   }));
-  let cursor = 0;
+  // Disjoint slices of the devices, one per batch in flight: no device is in two batches at once,
+  // as the batcher guarantees; a slice holds at most MAX_BATCH devices.
+  const inFlight = Math.min(MAX_IN_FLIGHT, devices.length);
+  const batchSize = Math.min(MAX_BATCH, Math.floor(devices.length / inFlight));
+  const slices = Array.from({ length: inFlight }, (_v, i) =>
+    devices.slice(i * batchSize, (i + 1) * batchSize),
+  );
   let done = 0;
   let stored = 0;
   let stop = false;
-  const worker = async () => {
+  const worker = async (slice) => {
     while (!stop && done < job.maxReports) {
-      const d = devices[cursor++ % devices.length];
-      d.seq++;
-      d.connected = !d.connected;
-      const r = await store.apply(
-        job.account,
-        d.clientId,
-        {
-          connected: d.connected,
-          ipAddress: d.connected ? '10.100.0.1' : '0.0.0.0',
-          status: d.connected ? 'connected' : 'idle',
-          statusCode: d.connected ? '004' : '003',
-          bootId: d.bootId,
-          seq: d.seq,
-        },
-        new Date(),
-      );
-      done++;
-      if (r) stored++;
+      const sentOn = new Date();
+      const batch = slice.map((d) => {
+        d.seq++;
+        d.connected = !d.connected;
+        return {
+          account: job.account,
+          clientId: d.clientId,
+          report: {
+            connected: d.connected,
+            ipAddress: d.connected ? '10.100.0.1' : '0.0.0.0',
+            status: d.connected ? 'connected' : 'idle',
+            statusCode: d.connected ? '004' : '003',
+            bootId: d.bootId,
+            seq: d.seq,
+          },
+          sentOn,
+        };
+      });
+      const rows = await store.applyMany(batch);
+      done += batch.length;
+      stored += rows.length;
     }
   };
   const phase = async (ms) => {
@@ -50,15 +66,18 @@ async function run(job) {
     stored = 0;
     const started = process.hrtime.bigint();
     const timer = setTimeout(() => (stop = true), ms);
-    await Promise.all(Array.from({ length: job.poolSize }, worker));
+    await Promise.all(slices.map(worker));
     clearTimeout(timer);
     return { done, stored, elapsedMs: Number(process.hrtime.bigint() - started) / 1e6 };
   };
   if (job.warmupMs > 0) await phase(job.warmupMs);
   const m = await phase(job.durationMs);
   await pool.end();
+  if (m.stored !== m.done)
+    throw new Error(`ingest ceiling: ${m.done - m.stored} of ${m.done} reports not stored`);
   return {
-    concurrency: job.poolSize,
+    batchSize,
+    inFlight,
     reports: m.done,
     stored: m.stored,
     elapsedMs: Math.round(m.elapsedMs),

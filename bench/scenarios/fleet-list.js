@@ -1,7 +1,8 @@
 'use strict';
 // Fleet listing: GET /v1/_/devices?limit=500&offset=… over every page of the bench account's
 // devices (10,000 in full mode), 10 connections; p99 is the figure. Ceiling: the same page query
-// and JSON from the bare node:http + pg server.
+// from the bare node:http + pg server, its rows sent with JSON.stringify (ours: the page statement
+// writes the body, see DevicesRepository.listPageJson).
 const { startCeilingServer, httpLoad } = require('../lib/stack');
 const { alternate, checkHttp, ratio, latencyPair } = require('../lib/measure');
 
@@ -13,6 +14,9 @@ module.exports = {
   title: 'Fleet listing',
   timeoutMs: (ctx) => ctx.opts.rounds * 2 * (ctx.opts.warmupMs + ctx.opts.durationMs + 20_000) + 30_000,
   async run(ctx) {
+    // What autovacuum does on a normal server (the shared test server runs with autovacuum off):
+    // statistics for the planner and the visibility map, for ours and the ceiling alike.
+    await ctx.sql('VACUUM ANALYZE device, device_vpn_status, gateway_peer, account, access_token, app_user');
     const pages = Math.max(1, Math.ceil(ctx.devices.length / PAGE));
     const paths = Array.from({ length: pages }, (_v, i) => `/v1/_/devices?limit=${PAGE}&offset=${i * PAGE}`);
     const base = {
@@ -48,8 +52,8 @@ module.exports = {
           ratio: ratio(m.ours.rps, m.ceiling.rps),
           oursLatency: latencyPair(m.ours.latency),
           ceilingLatency: latencyPair(m.ceiling.latency),
-          target: 'p99 reported (no target set)',
-          met: null,
+          target: 'p99 ≤ 50 ms',
+          met: m.ours.latency.p99Ms <= 50 && errorRate <= 0.01,
           errorRate,
         },
       ],

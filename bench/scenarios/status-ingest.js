@@ -3,7 +3,8 @@
 // sustained when every report of the step is persisted (counted as VPN_STATUS device events:
 // each report is a change), the persisted rate keeps up with the sent rate, and the backlog
 // drains within a short bound after the step. The highest sustained rate is the result.
-// Ceiling: the API's own upsert statement driven straight from pg (load/pg-ingest.js).
+// Ceiling: the API's own batched upsert statement driven straight from pg with the batcher's batch
+// size and batches in flight (load/pg-ingest.js): the same write pattern without MQTT or Nest.
 const path = require('node:path');
 const { runForked } = require('../lib/procs');
 const { LOAD_DIR } = require('../lib/stack');
@@ -149,8 +150,8 @@ module.exports = {
           ratio: ratio(best, ceiling.rate),
           oursLatency: null,
           ceilingLatency: null,
-          target: '≥ 5,000 reports/s',
-          met: best >= 5000,
+          target: '≥ 10,000 reports/s, nothing lost',
+          met: best >= 10_000 && persisted === totals.sent,
           note:
             `${persisted} of ${totals.sent} reports persisted` +
             (best === o.rates[o.rates.length - 1]

@@ -1,5 +1,6 @@
 import type { Request } from 'express';
 import type { Permission, Role } from './roles';
+import type { PendingTokenCheck } from './token-check';
 
 /** Who is calling, resolved once per request by the auth guard. */
 export interface Principal {
@@ -37,4 +38,6 @@ export interface RequestScope {
 export interface AuthenticatedRequest extends Request {
   principal?: Principal;
   scope?: RequestScope;
+  /** On a route whose read checks the token (see PendingTokenCheck), until it has done so. */
+  tokenCheck?: PendingTokenCheck;
 }

@@ -14,12 +14,21 @@ import type { AuthenticatedRequest } from './principal';
 @Injectable()
 export class PrincipalRateLimitGuard extends ThrottlerGuard {
   protected override shouldSkip(context: ExecutionContext): Promise<boolean> {
-    return Promise.resolve(!context.switchToHttp().getRequest<AuthenticatedRequest>().principal);
+    const req = context.switchToHttp().getRequest<AuthenticatedRequest>();
+    return Promise.resolve(!req.principal && !req.tokenCheck);
   }
 
+  /**
+   * The user or API key; on a route whose read checks the token row (PendingTokenCheck), the one
+   * the token was signed for, the same bucket.
+   */
   protected override getTracker(req: AuthenticatedRequest): Promise<string> {
-    const principal = req.principal!;
-    return Promise.resolve(principal.userId ? `user:${principal.userId}` : `apikey:${principal.apiKeyId}`);
+    const who = req.principal ?? req.tokenCheck!.subject;
+    return Promise.resolve(
+      'userId' in who && who.userId
+        ? `user:${who.userId}`
+        : `apikey:${(who as { apiKeyId: string }).apiKeyId}`,
+    );
   }
 
   protected override generateKey(_context: ExecutionContext, tracker: string, name: string): string {

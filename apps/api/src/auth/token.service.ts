@@ -7,7 +7,7 @@ import { AppError } from '../common/app-error';
 import { digest, digestEquals, generateSecret } from '../common/secrets';
 import type { Principal } from './principal';
 import { ROLE_PERMISSIONS, ROLES, type Role } from './roles';
-import { TokensRepository, type TokenSubject } from './tokens.repository';
+import { TokensRepository, type TokenPrincipalRow, type TokenSubject } from './tokens.repository';
 
 export interface IssuedToken {
   tokenId: string;
@@ -99,9 +99,19 @@ export class TokenService {
 
   /** Resolves a bearer token to the caller, with the role its user or API key has now. */
   async authenticate(token: string): Promise<Principal> {
+    const { tokenId } = await this.verify(token);
+    return this.principalOf(tokenId);
+  }
+
+  /**
+   * Checks a bearer token's signature and expiry (no database): its id (`jti`) and whom it was
+   * issued to. Whether it is still live is the token row's to say (principalOf / principalFromRow).
+   */
+  async verify(token: string): Promise<{ tokenId: string; subject: TokenSubject }> {
     const claims = await this.decode(token, false);
     if (!/^[0-9a-f-]{36}$/i.test(claims.jti)) throw unauthorized('The access token is invalid');
-    return this.principalOf(claims.jti);
+    const subject = claims.typ === 'apikey' ? { apiKeyId: claims.sub } : { userId: claims.sub };
+    return { tokenId: claims.jti, subject };
   }
 
   /**
@@ -109,7 +119,14 @@ export class TokenService {
    * the token (an event stream ticket) and for re-checking a long-lived stream.
    */
   async principalOf(tokenId: string): Promise<Principal> {
-    const row = await this.tokens.findPrincipal(tokenId);
+    return this.principalFromRow(tokenId, await this.tokens.findPrincipal(tokenId));
+  }
+
+  /**
+   * The caller behind token `tokenId`, from its row as read now (null: no such token); refuses a
+   * revoked or expired token, a disabled user, a deleted API key and an unknown role.
+   */
+  principalFromRow(tokenId: string, row: TokenPrincipalRow | null): Principal {
     if (!row || row.revokedOn || !row.active || row.expiresOn.getTime() <= Date.now()) {
       throw unauthorized('The access token has been revoked or is no longer valid');
     }

@@ -1,4 +1,5 @@
-import { Body, Controller, Delete, Get, HttpCode, Post, Put, Query } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Post, Put, Query, Res } from '@nestjs/common';
+import type { Response } from 'express';
 import {
   ApiCreatedResponse,
   ApiNoContentResponse,
@@ -32,8 +33,14 @@ export class DevicesController {
   @Authenticated({ permission: 'device:read' })
   @ApiOperation({ summary: 'List the devices of the account' })
   @ApiOkResponse({ type: DeviceListDto, description: 'One page of devices' })
-  list(@CurrentScope() scope: RequestScope, @Query() query: DeviceListQueryDto): Promise<DeviceListDto> {
-    return this.devices.list(scope.id, query);
+  list(
+    @CurrentScope() scope: RequestScope,
+    @Query() query: DeviceListQueryDto,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<string> {
+    // The body is DeviceListDto's JSON, written by the page statement: sent as it is.
+    res.setHeader('Content-Type', 'application/json; charset=utf-8');
+    return this.devices.listJson(scope.id, query);
   }
 
   @Post()

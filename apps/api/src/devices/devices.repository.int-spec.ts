@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { BirthCertificate } from '@app/protocol';
 import { Device } from './device.entity';
 import { DevicesRepository } from './devices.repository';
+import { toDeviceDto } from './dto/device.dto';
+import { toListResult } from '../common/list';
 import { createRepositoryDb, suffix, type RepositoryDb } from '../../../../test/support/repository-db';
 
 /** The devices repository against a real, migrated Postgres, without the API or a broker. */
@@ -236,6 +238,67 @@ describe('DevicesRepository', () => {
         ]),
       );
       expect(await repo.statesInSubtree(child.path)).toHaveLength(1);
+    });
+  });
+
+  describe('list page JSON', () => {
+    /** The body the list route sent before the statement wrote it: TypeORM rows, mapped, stringified. */
+    const reference = async (
+      scopeId: string,
+      where: Record<string, unknown>,
+      q: { offset: number; limit: number; askTotalCount: boolean },
+    ): Promise<string> => {
+      const devices = db.ds.getRepository(Device);
+      const rows = await devices.find({
+        where: { scopeId, ...where },
+        order: { clientId: 'ASC' },
+        skip: q.offset,
+        take: q.limit + 1,
+      });
+      const total = q.askTotalCount ? await devices.count({ where: { scopeId, ...where } }) : undefined;
+      return JSON.stringify(toListResult(rows, { ...q }, toDeviceDto, total));
+    };
+
+    it('should write exactly the bytes JSON.stringify gave for every page, filter and field form', async () => {
+      const a = await db.account();
+      const other = await db.account();
+      await db.device(other);
+      const made = [];
+      for (let i = 0; i < 7; i++) made.push(await db.device(a, { clientId: `pg-${i}-${suffix()}` }));
+      // Every nullable field filled on some devices, odd text, empty parts in application ids.
+      await db.ds.query(
+        `UPDATE device SET display_name = $2, model_id = 'M"1', serial_number = 'S\\n2', firmware_version = 'ü 3',
+                connection_ip = '192.0.2.7', application_ids = ',a,,b,', vpn_public_key = 'k=',
+                mqtt_username = 'acct:' || id, credentials_issued_on = '2026-01-02T03:04:05.678912Z',
+                last_event_on = '2026-01-02T03:04:05.6Z', created_by = $3, modified_by = $3,
+                connection_status = 'CONNECTED', status = 'DISABLED'
+          WHERE id = ANY($1::uuid[])`,
+        [[made[1].id, made[4].id], 'tab\there "quoted" \\ back\u0001 \u2028 日本', randomUUID()],
+      );
+      await db.ds.query(`UPDATE device SET application_ids = 'x' WHERE id = $1`, [made[2].id]);
+      const pages = [
+        { offset: 0, limit: 3, askTotalCount: false },
+        { offset: 3, limit: 3, askTotalCount: true },
+        { offset: 6, limit: 3, askTotalCount: true },
+        { offset: 10, limit: 3, askTotalCount: true },
+        { offset: 0, limit: 500, askTotalCount: false },
+      ];
+      for (const q of pages) {
+        expect(await repo.listPageJson(a.id, {}, q)).toBe(await reference(a.id, {}, q));
+      }
+      const q = { offset: 0, limit: 50, askTotalCount: true };
+      expect(await repo.listPageJson(a.id, { status: 'DISABLED' }, q)).toBe(
+        await reference(a.id, { status: 'DISABLED' }, q),
+      );
+      expect(
+        await repo.listPageJson(a.id, { connectionStatus: 'CONNECTED', clientId: made[4].clientId }, q),
+      ).toBe(await reference(a.id, { connectionStatus: 'CONNECTED', clientId: made[4].clientId }, q));
+      const matched = JSON.parse(await repo.listPageJson(a.id, { matchTerm: 'S\\n' }, q)) as {
+        items: Array<{ id: string }>;
+      };
+      expect(matched.items.map((d) => d.id).sort()).toEqual([made[1].id, made[4].id].sort());
+      // A LIKE wildcard in the term is a literal character.
+      expect(JSON.parse(await repo.listPageJson(a.id, { matchTerm: '%' }, q)).size).toBe(0);
     });
   });
 });

@@ -1,6 +1,14 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import type { VpnStatusReport } from '@app/protocol';
+import {
+  TOKEN_PRINCIPAL_COLUMNS,
+  TOKEN_PRINCIPAL_FROM,
+  toTokenPrincipalRow,
+  type TokenPrincipalRow,
+  type TokenPrincipalSqlRow,
+} from '../auth/tokens.repository';
+import { preparedQuery } from '../database/prepared-query';
 
 export interface StoredVpnStatus {
   deviceId: string;
@@ -49,6 +57,36 @@ export interface DeviceStatusView {
   } | null;
   vpnSubnet: string;
   peer: { gatewayId: string; lastHandshakeOn: Date | null; rxBytes: number; txBytes: number } | null;
+}
+
+/** The columns of a DeviceStatusView, over device d, its account `account`, device_vpn_status s and gateway_peer p. */
+const viewColumns = (account: string): string => `d.connection_status, d.vpn_public_key IS NOT NULL AS keyed,
+       s.connected, s.ip_address, s.status, s.status_code, s.reported_on,
+       p.gateway_id, ${account}.vpn_subnet::text AS vpn_subnet, p.last_handshake_on, p.rx_bytes, p.tx_bytes`;
+
+function toView(row: ViewRow): DeviceStatusView {
+  return {
+    connectionStatus: row.connection_status,
+    keyed: row.keyed,
+    reported: row.reported_on
+      ? {
+          connected: row.connected,
+          ipAddress: row.ip_address,
+          status: row.status,
+          statusCode: row.status_code,
+          reportedOn: row.reported_on,
+        }
+      : null,
+    vpnSubnet: row.vpn_subnet,
+    peer: row.gateway_id
+      ? {
+          gatewayId: row.gateway_id,
+          lastHandshakeOn: row.last_handshake_on,
+          rxBytes: Number(row.rx_bytes ?? 0),
+          txBytes: Number(row.tx_bytes ?? 0),
+        }
+      : null,
+  };
 }
 
 interface ViewRow {
@@ -172,9 +210,7 @@ export class VpnStatusStore {
    */
   async view(scopeId: string, deviceId: string): Promise<DeviceStatusView | null> {
     const rows: ViewRow[] = await this.dataSource.query(
-      `SELECT d.connection_status, d.vpn_public_key IS NOT NULL AS keyed,
-              s.connected, s.ip_address, s.status, s.status_code, s.reported_on,
-              p.gateway_id, a.vpn_subnet::text AS vpn_subnet, p.last_handshake_on, p.rx_bytes, p.tx_bytes
+      `SELECT ${viewColumns('a')}
          FROM device d
          JOIN account a ON a.id = d.scope_id
          LEFT JOIN device_vpn_status s ON s.device_id = d.id
@@ -182,29 +218,42 @@ export class VpnStatusStore {
         WHERE d.id = $1 AND d.scope_id = $2`,
       [deviceId, scopeId],
     );
+    return rows[0] ? toView(rows[0]) : null;
+  }
+
+  /**
+   * The status route's one round trip: the bearer token's row (TOKEN_PRINCIPAL_COLUMNS, read as
+   * it is now) with the path of the account the caller names (`scopeId`, null = the token's own)
+   * and, when that account lies in the token's subtree, the status view of its device `deviceId`
+   * (null: no such device there). Null when the token does not exist. A prepared statement: it is
+   * parsed and planned once per connection.
+   */
+  async viewWithToken(
+    tokenId: string,
+    scopeId: string | null,
+    deviceId: string | null,
+  ): Promise<{ token: TokenPrincipalRow; scopePath: string | null; view: DeviceStatusView | null } | null> {
+    const rows = await preparedQuery<TokenPrincipalSqlRow & { scope_path: string | null } & Partial<ViewRow>>(
+      this.dataSource,
+      'vpn_status_with_token',
+      `SELECT ${TOKEN_PRINCIPAL_COLUMNS}, sa.path AS scope_path, v.*
+         FROM ${TOKEN_PRINCIPAL_FROM}
+         LEFT JOIN account sa ON sa.id = COALESCE($2::uuid, t.scope_id)
+         LEFT JOIN LATERAL (
+           SELECT ${viewColumns('sa')}
+             FROM device d
+             LEFT JOIN device_vpn_status s ON s.device_id = d.id
+             LEFT JOIN gateway_peer p ON p.device_id = d.id AND NOT p.removed
+            WHERE d.id = $3::uuid AND d.scope_id = sa.id AND starts_with(sa.path, a.path)) v ON true
+        WHERE t.id = $1`,
+      [tokenId, scopeId, deviceId],
+    );
     const row = rows[0];
     if (!row) return null;
     return {
-      connectionStatus: row.connection_status,
-      keyed: row.keyed,
-      reported: row.reported_on
-        ? {
-            connected: row.connected,
-            ipAddress: row.ip_address,
-            status: row.status,
-            statusCode: row.status_code,
-            reportedOn: row.reported_on,
-          }
-        : null,
-      vpnSubnet: row.vpn_subnet,
-      peer: row.gateway_id
-        ? {
-            gatewayId: row.gateway_id,
-            lastHandshakeOn: row.last_handshake_on,
-            rxBytes: Number(row.rx_bytes ?? 0),
-            txBytes: Number(row.tx_bytes ?? 0),
-          }
-        : null,
+      token: toTokenPrincipalRow(row),
+      scopePath: row.scope_path,
+      view: row.connection_status ? toView(row as ViewRow) : null,
     };
   }
 

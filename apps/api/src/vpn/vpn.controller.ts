@@ -1,10 +1,17 @@
-import { Controller, Get, HttpCode, Post, Query, Res } from '@nestjs/common';
-import { ApiAcceptedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
+import { ApiAcceptedResponse, ApiOkResponse, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import type { VpnCommand } from '@app/protocol';
 import type { Response } from 'express';
 import { ApiErrors } from '../common/api-errors.decorator';
 import { UuidParam } from '../common/uuid.pipe';
-import { Authenticated, CurrentPrincipal, CurrentScope, ApiScopeParam } from '../auth/auth.decorators';
+import {
+  ApiScopeParam,
+  Authenticated,
+  CurrentPrincipal,
+  CurrentScope,
+  TokenCheck,
+} from '../auth/auth.decorators';
+import type { PendingTokenCheck } from '../auth/token-check';
 import type { Principal, RequestScope } from '../auth/principal';
 import {
   DeviceOperationDto,
@@ -37,12 +44,17 @@ export class VpnController {
   ) {}
 
   @Get('vpn')
-  @Authenticated({ permission: 'vpn:read' })
+  @Authenticated({ permission: 'vpn:read', tokenCheckedInRead: true })
   @ApiOperation({ summary: 'The last VPN status the agent reported; never waits on the device' })
   @ApiOkResponse({ type: VpnStatusDto, description: 'The VPN status' })
   @ApiErrors(404)
-  status(@CurrentScope() scope: RequestScope, @UuidParam('deviceId') id: string): Promise<VpnStatusDto> {
-    return this.vpn.status(scope.id, id);
+  @ApiParam({ name: 'deviceId', schema: { type: 'string', format: 'uuid' } })
+  status(
+    @TokenCheck() check: PendingTokenCheck,
+    // Checked in the read, after the token (a bad token is 401 before a bad id is 400).
+    @Param('deviceId') id: string,
+  ): Promise<VpnStatusDto> {
+    return this.vpn.statusForToken(check, id);
   }
 
   @Post('vpn/_connect')

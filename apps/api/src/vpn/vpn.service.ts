@@ -14,7 +14,9 @@ import {
   type VpnStatusDto,
 } from './dto/vpn.dto';
 import { OperationsRepository } from './operations.repository';
-import { VpnStatusStore } from './vpn-status.store';
+import { VpnStatusStore, type DeviceStatusView } from './vpn-status.store';
+import type { PendingTokenCheck } from '../auth/token-check';
+import { UUID_PATTERN } from '../common/uuid.pipe';
 import { toVpnStatusDto } from './vpn-status.view';
 
 /** Reads of the VPN side: the last reported status (never waits on the device) and the command history. */
@@ -28,10 +30,30 @@ export class VpnService {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
-  /** One query of primary-key lookups: this route is what fleet dashboards poll. */
+  /**
+   * The status route: one statement reads the token row and the device's status view (this is
+   * what fleet dashboards poll, so one round trip, not two); `check` applies the guard's checks to
+   * that row before anything of the device is used. Errors in the guard's order: 401, then the
+   * scope (400/403) and the permission (403), then a malformed device id (400), then 404.
+   */
+  async statusForToken(check: PendingTokenCheck, deviceId: string): Promise<VpnStatusDto> {
+    const id = UUID_PATTERN.test(deviceId) ? deviceId.toLowerCase() : null;
+    const read = await this.statuses.viewWithToken(check.tokenId, check.requestedScopeId, id);
+    await check.complete(read?.token ?? null, read?.scopePath ?? null);
+    if (!id) throw AppError.invalid('Invalid id', 'The id in the path must be a UUID');
+    const view = read?.view;
+    if (!view) throw AppError.notFound('Device', `No device ${deviceId} in this scope`);
+    return this.toStatusDto(view);
+  }
+
+  /** The status of a device of the scope (after a command; the caller is authorised already). */
   async status(scopeId: string, deviceId: string): Promise<VpnStatusDto> {
     const view = await this.statuses.view(scopeId, deviceId);
     if (!view) throw AppError.notFound('Device', `No device ${deviceId} in this scope`);
+    return this.toStatusDto(view);
+  }
+
+  private toStatusDto(view: DeviceStatusView): VpnStatusDto {
     return toVpnStatusDto({
       deviceConnection: view.connectionStatus,
       reported: view.reported
