@@ -1,23 +1,26 @@
 import request from 'supertest';
+import { bearer, login } from '../support/http';
 import {
-  bearer,
-  createDevice,
+  createDeviceWithCredentials,
+  type DeviceWithCredentials,
   getDevice,
-  login,
-  ProcessGroup,
-  startDeviceAgent,
   waitForConnectionStatus,
-  within,
-  type E2eDevice,
-} from '../support/e2e-fixtures';
-import { startApiProcess, type ApiProcess, type LoggedProcess } from '../support/processes';
+} from '../support/device-factories';
+import {
+  type ApiProcess,
+  type LoggedProcess,
+  ProcessGroup,
+  startApiProcess,
+  startDeviceAgent,
+} from '../support/processes';
+import { within } from '../support/eventually';
 
 /** `npm start` on a bare machine: no DATABASE_URL, no MQTT_URL. */
 describe('the API with no DATABASE_URL and no MQTT_URL', () => {
   const procs = new ProcessGroup();
   let api: ApiProcess;
   let token: string;
-  let device: E2eDevice;
+  let device: DeviceWithCredentials;
   let agent: LoggedProcess;
 
   const command = (path: string) =>
@@ -26,7 +29,7 @@ describe('the API with no DATABASE_URL and no MQTT_URL', () => {
   beforeAll(async () => {
     // Embedded Postgres runs initdb on first start: several seconds.
     api = procs.api(await startApiProcess({ DATABASE_URL: '', MQTT_URL: '' }));
-    token = await login(api.url);
+    token = await login(api);
   }, 180_000);
 
   afterAll(() => procs.stopAll(), 60_000);
@@ -42,9 +45,9 @@ describe('the API with no DATABASE_URL and no MQTT_URL', () => {
   });
 
   it('should connect and disconnect the tunnel of a real agent', async () => {
-    device = await createDevice(api.url, token);
+    device = await createDeviceWithCredentials(api, token);
     agent = procs.agent(await startDeviceAgent(api, device));
-    await waitForConnectionStatus(api.url, token, device.id, 'CONNECTED');
+    await waitForConnectionStatus(api, token, '_', device.id, 'CONNECTED');
 
     const up = await command('_connect');
     expect(up.status).toBe(200);
@@ -59,14 +62,14 @@ describe('the API with no DATABASE_URL and no MQTT_URL', () => {
     expect(await api.stop('SIGTERM')).toBe(0);
 
     api = await procs.restartApi(api);
-    token = await login(api.url);
-    expect(await getDevice(api.url, token, device.id)).toMatchObject({
+    token = await login(api);
+    expect(await getDevice(api, token, '_', device.id)).toMatchObject({
       clientId: device.clientId,
       tunnelAddress: device.tunnelAddress,
     });
     // The agent lost the embedded broker with the API and found it again on the same MQTT_PORT.
     await agent.waitFor('reconnected, BIRTH published', 15_000, mark);
-    await waitForConnectionStatus(api.url, token, device.id, 'CONNECTED');
+    await waitForConnectionStatus(api, token, '_', device.id, 'CONNECTED');
     const up = await command('_connect');
     expect(up.status).toBe(200);
     expect(up.body).toMatchObject({ connected: true, ipAddress: device.tunnelAddress });

@@ -9,10 +9,10 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } 
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import request from 'supertest';
-import { ProcessGroup, within } from '../support/e2e-fixtures';
-import { distDir, LoggedProcess, startApiProcess } from '../support/processes';
 import { describeWhen } from '../support/prerequisites';
 import { TEST_ADMIN_PASSWORD } from '../support/test-api';
+import { distDir, LoggedProcess, ProcessGroup, startApiProcess } from '../support/processes';
+import { within } from '../support/eventually';
 
 const SENTENCE = /^Embedded PostgreSQL runs as the "postgres" user when started as root, .*: .*\.$/;
 

@@ -15,18 +15,16 @@ import {
   VPN_APP_ID,
   type VpnStatusReport,
 } from '@app/protocol';
-import {
-  bearer,
-  createDevice,
-  createTenant,
-  getVpnStatus,
-  login,
-  ProcessGroup,
-  type E2eDevice,
-} from '../support/e2e-fixtures';
-import { eventually, holds } from '../support/eventually';
 import { startMosquittoOpen, type MosquittoOpen } from '../support/mosquitto-dynsec';
-import { startApiProcess, startFleetProcess, type ApiProcess } from '../support/processes';
+import { bearer, login } from '../support/http';
+import { createTenant } from '../support/factories';
+import {
+  createDeviceWithCredentials,
+  type DeviceWithCredentials,
+  getVpnStatus,
+} from '../support/device-factories';
+import { type ApiProcess, ProcessGroup, startApiProcess, startFleetProcess } from '../support/processes';
+import { eventually, holds } from '../support/eventually';
 
 const DEVICES = 20;
 /** Short lease for the test; production defaults are 5000 / 20000 (docs/scale-out.md). */
@@ -46,7 +44,7 @@ describe('several API replicas on one broker and one database', () => {
   let a: ApiProcess;
   let b: ApiProcess;
   let token: string;
-  let devices: E2eDevice[];
+  let devices: DeviceWithCredentials[];
   let credentialsDir: string | undefined;
   let wire: MqttClient | undefined;
   let db: Client | undefined;
@@ -54,7 +52,7 @@ describe('several API replicas on one broker and one database', () => {
   const published: Array<{ clientId: string; report: VpnStatusReport }> = [];
   const births = new Map<string, number>();
 
-  const command = (api: ApiProcess, device: E2eDevice, verb: 'connect' | 'disconnect') =>
+  const command = (api: ApiProcess, device: DeviceWithCredentials, verb: 'connect' | 'disconnect') =>
     request(api.url).post(`/v1/_/devices/${device.id}/vpn/_${verb}?timeout=20000`).set(bearer(token));
   const metric = async (api: ApiProcess, line: RegExp): Promise<number> => {
     const res = await request(api.url).get('/metrics');
@@ -90,9 +88,9 @@ describe('several API replicas on one broker and one database', () => {
     db = new Client({ connectionString: a.db!.url });
     await db.connect();
 
-    const tenant = await createTenant(a.url, await login(a.url));
+    const tenant = await createTenant(a, await login(a));
     token = tenant.admin.token;
-    devices = await Promise.all(Array.from({ length: DEVICES }, () => createDevice(a.url, token)));
+    devices = await Promise.all(Array.from({ length: DEVICES }, () => createDeviceWithCredentials(a, token)));
 
     wire = connect(broker.url, { clientId: `wire-${randomBytes(4).toString('hex')}`, clean: true });
     wire.on('message', (topic, payload) => {
@@ -104,7 +102,7 @@ describe('several API replicas on one broker and one database', () => {
     });
     await new Promise<void>((resolve) => wire!.once('connect', () => resolve()));
     await wire.subscribeAsync(
-      [`${tenant.accountName}/+/${VPN_APP_ID}/status`, `$EDC/${tenant.accountName}/+/MQTT/BIRTH`],
+      [`${tenant.account.name}/+/${VPN_APP_ID}/status`, `$EDC/${tenant.account.name}/+/MQTT/BIRTH`],
       { qos: 1 },
     );
 
@@ -114,7 +112,7 @@ describe('several API replicas on one broker and one database', () => {
     procs.agent(
       await startFleetProcess({
         broker: broker.url,
-        account: tenant.accountName,
+        account: tenant.account.name,
         credentialsFile,
         count: DEVICES,
         args: ['--connect-delay-ms', String(CONNECT_DELAY_MS), '--reconnect-period-ms', '200'],
@@ -227,7 +225,7 @@ describe('several API replicas on one broker and one database', () => {
     const victimErrors: string[] = [];
     const loadFailures: string[] = [];
     const afterKill = new Map<string, number[]>();
-    const worker = async (device: E2eDevice, first: ApiProcess) => {
+    const worker = async (device: DeviceWithCredentials, first: ApiProcess) => {
       let api = first;
       let verb: 'connect' | 'disconnect' = 'connect';
       while (!stopLoad) {
@@ -295,7 +293,7 @@ describe('several API replicas on one broker and one database', () => {
 
     // The victim started first and took the lifecycle topics; the survivor has them now.
     await survivor.waitFor('is now the leader', HEARTBEAT_MS + 5000);
-    const newcomer = await createDevice(survivor.url, token);
+    const newcomer = await createDeviceWithCredentials(survivor, token);
     const birth = encodeKuraPayload({ timestamp: Date.now(), metrics: birthMetrics({ applicationIds: [] }) });
     await wire!.publishAsync(Topics.birth(newcomer.credentials.account, newcomer.clientId), birth, {
       qos: 1,
@@ -335,7 +333,7 @@ describe('several API replicas on one broker and one database', () => {
         async () =>
           holds(
             `${d.clientId}: stored status to match its last report (${JSON.stringify(lastReport(d.clientId))})`,
-            await (() => getVpnStatus(survivor.url, token, d.id))(),
+            await (() => getVpnStatus(survivor, token, '_', d.id))(),
             (s) => {
               const truth = lastReport(d.clientId);
               return (

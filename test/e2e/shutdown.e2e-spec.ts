@@ -2,19 +2,15 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
+import { bearer, login } from '../support/http';
 import {
-  bearer,
-  createDevice,
+  createDeviceWithCredentials,
+  type DeviceWithCredentials,
   listOperations,
-  login,
-  ProcessGroup,
-  startDeviceAgent,
   waitForConnectionStatus,
-  within,
-  type E2eDevice,
-} from '../support/e2e-fixtures';
-import { startApiProcess, type ApiProcess } from '../support/processes';
-import { eventually, holds } from '../support/eventually';
+} from '../support/device-factories';
+import { type ApiProcess, ProcessGroup, startApiProcess, startDeviceAgent } from '../support/processes';
+import { eventually, holds, within } from '../support/eventually';
 
 /** Embedded defaults: no DATABASE_URL, no MQTT_URL, so the process owns its Postgres server. */
 const EMBEDDED = { DATABASE_URL: '', MQTT_URL: '' };
@@ -97,15 +93,15 @@ describe('the API on SIGTERM', () => {
   describe('with commands in flight', () => {
     let api: ApiProcess;
     let token: string;
-    let devices: E2eDevice[];
+    let devices: DeviceWithCredentials[];
 
     beforeAll(async () => {
       api = procs.api(await startApiProcess(EMBEDDED, { dataDir }));
-      token = await login(api.url);
-      devices = await Promise.all([1, 2, 3, 4].map(() => createDevice(api.url, token)));
+      token = await login(api);
+      devices = await Promise.all([1, 2, 3, 4].map(() => createDeviceWithCredentials(api, token)));
       // Slow tunnels: every connect is still waiting for its device when the signal comes.
       for (const d of devices) procs.agent(await startDeviceAgent(api, d, ['--connect-delay-ms', '30000']));
-      for (const d of devices) await waitForConnectionStatus(api.url, token, d.id, 'CONNECTED');
+      for (const d of devices) await waitForConnectionStatus(api, token, '_', d.id, 'CONNECTED');
     }, 180_000);
 
     it('should answer every caller, record every operation and exit 0; no operation is RUNNING after a restart', async () => {
@@ -123,7 +119,7 @@ describe('the API on SIGTERM', () => {
           async () =>
             holds(
               'the connect operation to be RUNNING',
-              await listOperations(api.url, token, d.id),
+              await listOperations(api, token, '_', d.id),
               (ops) => ops[0]?.status === 'RUNNING',
             ),
           15_000,
@@ -141,9 +137,9 @@ describe('the API on SIGTERM', () => {
       const restarted = procs.api(await startApiProcess(EMBEDDED, { dataDir }));
       // Nothing was left for the next start to clean up: the shutdown itself recorded every outcome.
       expect(restarted.lines.some((l) => l.includes('left running by a previous run'))).toBe(false);
-      const newToken = await login(restarted.url);
+      const newToken = await login(restarted);
       for (const d of devices) {
-        const ops = await listOperations(restarted.url, newToken, d.id);
+        const ops = await listOperations(restarted, newToken, '_', d.id);
         expect(ops.map((o) => [o.command, o.status])).toEqual([['connect', 'FAILED']]);
         expect(ops[0].endedOn).not.toBeNull();
       }

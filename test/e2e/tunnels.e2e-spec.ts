@@ -7,27 +7,21 @@
  * range, so that the gateway's rules are what is tested. Needs root and the WireGuard tools.
  */
 import request from 'supertest';
-import {
-  bearer,
-  createUser,
-  expectErrorBody,
-  getVpnStatus,
-  suffix,
-  type E2eDevice,
-  type E2eTenant,
-} from '../support/e2e-fixtures';
 import { inNs, pingEventually, unreachable, wgKeyPair, wgPeers } from '../support/netns';
 import type { ApiProcess } from '../support/processes';
 import { GW_PORT, GW_UNDERLAY, TunnelLab, type TunnelDevice } from '../support/tunnel-lab';
 import { eventually, holds } from '../support/eventually';
 import { TUNNEL_NEEDS, describeWhen } from '../support/prerequisites';
+import { bearer, expectError } from '../support/http';
+import { createUser, suffix, type Tenant } from '../support/factories';
+import { createDevice, type DeviceBody, getVpnStatus } from '../support/device-factories';
 
 describeWhen('real tunnel e2e tests', TUNNEL_NEEDS)('real tunnels through a cloud-managed gateway', () => {
   let lab: TunnelLab | undefined;
   let api: ApiProcess;
   let rootToken: string;
-  let tenantA: E2eTenant;
-  let tenantB: E2eTenant;
+  let tenantA: Tenant;
+  let tenantB: Tenant;
   let gatewayId: string;
   let gatewayKey: string;
   let gatewayNs: string;
@@ -37,9 +31,9 @@ describeWhen('real tunnel e2e tests', TUNNEL_NEEDS)('real tunnels through a clou
   let b1: TunnelDevice;
   let engineerNs: string;
 
-  const connect = (tenant: E2eTenant, d: E2eDevice, path: '_connect' | '_disconnect' = '_connect') =>
+  const connect = (tenant: Tenant, d: DeviceBody, path: '_connect' | '_disconnect' = '_connect') =>
     lab!.command(tenant, d, path);
-  const gatewayAddressOf = (d: E2eDevice) => lab!.gatewayAddressOf(d);
+  const gatewayAddressOf = (d: DeviceBody) => lab!.gatewayAddressOf(d);
 
   beforeAll(async () => {
     lab = await TunnelLab.start();
@@ -69,7 +63,7 @@ describeWhen('real tunnel e2e tests', TUNNEL_NEEDS)('real tunnels through a clou
         async () =>
           holds(
             'the gateway to report the handshake',
-            await getVpnStatus(api.url, tenantA.admin.token, a1.id),
+            await getVpnStatus(api, tenantA.admin.token, '_', a1.id),
             (s) => s.tunnel?.lastHandshakeOn != null && s.tunnel.rxBytes > 0,
           ),
         15_000,
@@ -125,7 +119,7 @@ describeWhen('real tunnel e2e tests', TUNNEL_NEEDS)('real tunnels through a clou
 
   describe('engineer sessions (REST)', () => {
     it("should let an engineer's computer reach exactly the session's device, and nothing once the session is deleted", async () => {
-      const operator = await createUser(api.url, rootToken, tenantA.accountId, 'operator');
+      const operator = await createUser(api, rootToken, tenantA.account.id, 'operator');
       const keys = wgKeyPair();
       const res = await request(api.url)
         .post(`/v1/_/devices/${a1.id}/vpn/sessions`)
@@ -169,7 +163,7 @@ describeWhen('real tunnel e2e tests', TUNNEL_NEEDS)('real tunnels through a clou
         const wrong = await request(api.url)
           .post(`/v1/_/devices/${a1.id}/vpn/sessions/${res.body.id}/_ping`)
           .send({ pingToken: 'not-the-token' });
-        expectErrorBody(wrong, 404, 'NOT_FOUND');
+        expectError(wrong, 404, 'NOT_FOUND');
 
         const deleted = await request(api.url)
           .delete(`/v1/_/devices/${a1.id}/vpn/sessions/${res.body.id}`)
@@ -192,7 +186,7 @@ describeWhen('real tunnel e2e tests', TUNNEL_NEEDS)('real tunnels through a clou
       expect(row?.txBytes as number).toBeGreaterThan(0);
       // Another tenant sees nothing of it.
       const foreign = await request(api.url)
-        .get(`/v1/${tenantA.accountId}/vpn/sessions`)
+        .get(`/v1/${tenantA.account.id}/vpn/sessions`)
         .set(bearer(tenantB.admin.token));
       expect(foreign.status).toBe(403);
     });
@@ -239,17 +233,17 @@ describeWhen('real tunnel e2e tests', TUNNEL_NEEDS)('real tunnels through a clou
         .post(`/v1/_/devices/${down.id}/vpn/sessions`)
         .set(bearer(tenantA.admin.token))
         .send({ publicKey: wgKeyPair().publicKey });
-      expectErrorBody(refused, 409, 'VPN_NOT_CONNECTED');
+      expectError(refused, 409, 'VPN_NOT_CONNECTED');
       const malformed = await request(api.url)
         .post(`/v1/_/devices/${a1.id}/vpn/sessions`)
         .set(bearer(tenantA.admin.token))
         .send({ publicKey: 'not-a-key' });
-      expectErrorBody(malformed, 400, 'INVALID_ARGUMENT');
+      expectError(malformed, 400, 'INVALID_ARGUMENT');
       const foreign = await request(api.url)
-        .post(`/v1/${tenantA.accountId}/devices/${a1.id}/vpn/sessions`)
+        .post(`/v1/${tenantA.account.id}/devices/${a1.id}/vpn/sessions`)
         .set(bearer(tenantB.admin.token))
         .send({ publicKey: wgKeyPair().publicKey });
-      expectErrorBody(foreign, 403, 'FORBIDDEN');
+      expectError(foreign, 403, 'FORBIDDEN');
       const active = await request(api.url)
         .get(`/v1/_/vpn/sessions?active=true&deviceId=${down.id}`)
         .set(bearer(tenantA.admin.token));
@@ -258,18 +252,8 @@ describeWhen('real tunnel e2e tests', TUNNEL_NEEDS)('real tunnels through a clou
   });
 
   /** A registered device of tenant A that never connected its VPN. */
-  async function tunnelDeviceWithoutConnect(): Promise<E2eDevice> {
-    const clientId = `dev-idle-${suffix()}`;
-    const created = await request(api.url)
-      .post('/v1/_/devices')
-      .set(bearer(tenantA.admin.token))
-      .send({ clientId });
-    return {
-      id: created.body.id as string,
-      clientId,
-      tunnelAddress: created.body.tunnelAddress as string,
-      credentials: { username: '', password: '', clientId, account: tenantA.accountName },
-    };
+  function tunnelDeviceWithoutConnect(): Promise<DeviceBody> {
+    return createDevice(api, tenantA.admin.token, '_', { clientId: `dev-idle-${suffix()}` });
   }
 
   describe('the FendVPN client flow', () => {
@@ -279,7 +263,7 @@ describeWhen('real tunnel e2e tests', TUNNEL_NEEDS)('real tunnels through a clou
       expect(
         (
           await request(api.url)
-            .post(`/v1/${tenantA.accountId}/users`)
+            .post(`/v1/${tenantA.account.id}/users`)
             .set(bearer(rootToken))
             .send({ username, password, role: 'operator' })
         ).status,
@@ -287,7 +271,7 @@ describeWhen('real tunnel e2e tests', TUNNEL_NEEDS)('real tunnels through a clou
       const signin = await request(api.url)
         .post('/api/client/signin')
         .send({
-          project: tenantA.accountName,
+          project: tenantA.account.name,
           client_platform: 'linux',
           client_version: '1.0.0',
           device_id: 'laptop-1',
@@ -301,14 +285,14 @@ describeWhen('real tunnel e2e tests', TUNNEL_NEEDS)('real tunnels through a clou
       const wrongProject = await request(api.url)
         .post('/api/client/signin')
         .send({
-          project: tenantB.accountName,
+          project: tenantB.account.name,
           client_platform: 'linux',
           client_version: '1.0.0',
           device_id: 'laptop-1',
           auth_type: 'password',
           auth_info: `${username}:${password}`,
         });
-      expectErrorBody(wrongProject, 401, 'AUTH_FAILED');
+      expectError(wrongProject, 401, 'AUTH_FAILED');
 
       const locations = await request(api.url).get('/api/client/locations').set(auth);
       expect(locations.status).toBe(200);
@@ -344,7 +328,7 @@ describeWhen('real tunnel e2e tests', TUNNEL_NEEDS)('real tunnels through a clou
         .post('/api/client/connect')
         .set(auth)
         .send({ ...body, identifiers: { installation_id: 'inst-2', session_id: 'sess-2' } });
-      expectErrorBody(again, 409, 'ENTRY_EXISTS');
+      expectError(again, 409, 'ENTRY_EXISTS');
 
       const ifname = lab!.net.name('wgf');
       await lab!.net.wgInterface({
@@ -383,7 +367,7 @@ describeWhen('real tunnel e2e tests', TUNNEL_NEEDS)('real tunnels through a clou
           .post('/api/client/ping')
           .set(auth)
           .send({ installation_id: 'inst-1', session_id: 'sess-1' });
-        expectErrorBody(outdated, 404, 'NOT_FOUND');
+        expectError(outdated, 404, 'NOT_FOUND');
       } finally {
         clearInterval(keepAlive);
         await lab!.net.removeInterface(engineerNs, ifname);

@@ -8,13 +8,14 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import request from 'supertest';
-import { bearer, createUser, type E2eUser } from '../support/e2e-fixtures';
 import { callClient, ClientStatusSocket, type ClientStatusBody } from '../support/local-client';
 import { inNs, pingEventually, unreachable, wgPeers } from '../support/netns';
 import { startClientProcess, type LoggedProcess } from '../support/processes';
 import { TunnelLab, type TunnelDevice } from '../support/tunnel-lab';
 import { eventually, holds } from '../support/eventually';
 import { TUNNEL_NEEDS, describeWhen } from '../support/prerequisites';
+import { bearer } from '../support/http';
+import { type CreatedUser, createUser } from '../support/factories';
 
 const PORTAL = 'https://portal.example.test';
 
@@ -26,7 +27,7 @@ describeWhen('vpn-client e2e tests', TUNNEL_NEEDS)("the engineer's local VPN cli
   let engineerNs: string;
   let client: LoggedProcess & { url: string };
   let clientIf: string;
-  let operator: E2eUser;
+  let operator: CreatedUser;
   let socket: ClientStatusSocket;
   /** A registered device whose agent never comes online. */
   let offline: { id: string };
@@ -66,7 +67,7 @@ describeWhen('vpn-client e2e tests', TUNNEL_NEEDS)("the engineer's local VPN cli
         args: ['--allow-origin', PORTAL],
       }),
     );
-    operator = await createUser(lab.api.url, lab.rootToken, lab.tenantA.accountId, 'operator');
+    operator = await createUser(lab.api, lab.rootToken, lab.tenantA.account.id, 'operator');
     const created = await request(lab.api.url)
       .post('/v1/_/devices')
       .set(bearer(lab.tenantA.admin.token))
@@ -105,7 +106,7 @@ describeWhen('vpn-client e2e tests', TUNNEL_NEEDS)("the engineer's local VPN cli
     const res = await callClient(`${client.url}/connect`, {
       method: 'POST',
       headers: connectHeaders(controller, operator.token),
-      body: { agentId: a1.id, companyId: lab!.tenantA.accountId },
+      body: { agentId: a1.id, companyId: lab!.tenantA.account.id },
     });
     expect([200, 202]).toContain(res.status);
     const up = await until(
@@ -128,7 +129,7 @@ describeWhen('vpn-client e2e tests', TUNNEL_NEEDS)("the engineer's local VPN cli
     const other = await callClient(`${client.url}/connect`, {
       method: 'POST',
       headers: connectHeaders(randomUUID(), operator.token),
-      body: { agentId: a2.id, companyId: lab!.tenantA.accountId },
+      body: { agentId: a2.id, companyId: lab!.tenantA.account.id },
     });
     expect(other.status).toBe(409);
     expect(other.body).toMatchObject({ activeRequest: { controllerIdentifier: controller, agentId: a1.id } });
@@ -180,25 +181,25 @@ describeWhen('vpn-client e2e tests', TUNNEL_NEEDS)("the engineer's local VPN cli
   it.each([
     [
       'an unknown device',
-      () => ({ agentId: randomUUID(), companyId: lab!.tenantA.accountId }),
+      () => ({ agentId: randomUUID(), companyId: lab!.tenantA.account.id }),
       () => operator.token,
       '210',
     ],
     [
       'a device of another account',
-      () => ({ agentId: b1.id, companyId: lab!.tenantB.accountId }),
+      () => ({ agentId: b1.id, companyId: lab!.tenantB.account.id }),
       () => operator.token,
       '130',
     ],
     [
       'a device that never comes online',
-      () => ({ agentId: offline.id, companyId: lab!.tenantA.accountId }),
+      () => ({ agentId: offline.id, companyId: lab!.tenantA.account.id }),
       () => operator.token,
       '220',
     ],
     [
       'a wrong access token',
-      () => ({ agentId: a1.id, companyId: lab!.tenantA.accountId }),
+      () => ({ agentId: a1.id, companyId: lab!.tenantA.account.id }),
       () => 'not-a-token',
       '120',
     ],

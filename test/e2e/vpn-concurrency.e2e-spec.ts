@@ -2,18 +2,16 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
+import { eventually, holds } from '../support/eventually';
+import { bearer, login } from '../support/http';
+import { createTenant } from '../support/factories';
 import {
-  bearer,
-  createDevice,
-  createTenant,
+  createDeviceWithCredentials,
+  type DeviceWithCredentials,
   getVpnStatus,
   listOperations,
-  login,
-  ProcessGroup,
-  type E2eDevice,
-} from '../support/e2e-fixtures';
-import { startApiProcess, startFleetProcess, type ApiProcess } from '../support/processes';
-import { eventually, holds } from '../support/eventually';
+} from '../support/device-factories';
+import { type ApiProcess, ProcessGroup, startApiProcess, startFleetProcess } from '../support/processes';
 
 const DEVICES = 20;
 
@@ -21,17 +19,19 @@ describe('device VPN commands sent concurrently', () => {
   const procs = new ProcessGroup();
   let api: ApiProcess;
   let token: string;
-  let devices: E2eDevice[];
+  let devices: DeviceWithCredentials[];
   let credentialsDir: string | undefined;
 
-  const command = (device: E2eDevice, path: string) =>
+  const command = (device: DeviceWithCredentials, path: string) =>
     request(api.url).post(`/v1/_/devices/${device.id}/vpn/${path}`).set(bearer(token));
 
   beforeAll(async () => {
     api = procs.api(await startApiProcess());
-    const tenant = await createTenant(api.url, await login(api.url));
+    const tenant = await createTenant(api, await login(api));
     token = tenant.admin.token;
-    devices = await Promise.all(Array.from({ length: DEVICES }, () => createDevice(api.url, token)));
+    devices = await Promise.all(
+      Array.from({ length: DEVICES }, () => createDeviceWithCredentials(api, token)),
+    );
 
     // One `vpn-agent simulate` process runs the 20 devices, each with its own MQTT link.
     credentialsDir = mkdtempSync(join(tmpdir(), 'vpncloud-e2e-fleet-'));
@@ -40,7 +40,7 @@ describe('device VPN commands sent concurrently', () => {
     procs.agent(
       await startFleetProcess({
         broker: api.mqttUrl,
-        account: tenant.accountName,
+        account: tenant.account.name,
         credentialsFile,
         count: DEVICES,
         args: ['--connect-delay-ms', '100'],
@@ -80,7 +80,7 @@ describe('device VPN commands sent concurrently', () => {
     const addresses = new Set(responses.map((r) => r.body.ipAddress as string));
     expect(addresses.size).toBe(DEVICES);
     for (const d of devices) {
-      expect(await getVpnStatus(api.url, token, d.id)).toMatchObject({
+      expect(await getVpnStatus(api, token, '_', d.id)).toMatchObject({
         connected: true,
         ipAddress: d.tunnelAddress,
       });
@@ -96,7 +96,7 @@ describe('device VPN commands sent concurrently', () => {
     ]);
     expect(responses.map((r) => r.status)).toEqual([200, 200, 200]);
 
-    const ops = (await listOperations(api.url, token, device.id))
+    const ops = (await listOperations(api, token, '_', device.id))
       .slice(0, responses.length)
       .sort((a, b) => Date.parse(a.startedOn) - Date.parse(b.startedOn));
     expect(ops.map((o) => o.status)).toEqual(['COMPLETED', 'COMPLETED', 'COMPLETED']);

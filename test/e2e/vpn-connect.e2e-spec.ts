@@ -6,7 +6,7 @@ import {
   type LoggedProcess,
 } from '../support/processes';
 import { TEST_ADMIN_PASSWORD } from '../support/test-api';
-import { waitForConnectionStatus } from '../support/e2e-fixtures';
+import { waitForConnectionStatus } from '../support/device-factories';
 
 describe('device VPN through a real agent process', () => {
   let api: ApiProcess;
@@ -42,7 +42,7 @@ describe('device VPN through a real agent process', () => {
       args: ['--connect-delay-ms', '20'],
     });
     // 'agent ready' means the broker took the BIRTH; the API applies it asynchronously.
-    await waitForConnectionStatus(api.url, token, deviceId, 'CONNECTED');
+    await waitForConnectionStatus(api, token, '_', deviceId, 'CONNECTED');
   });
 
   afterAll(async () => {

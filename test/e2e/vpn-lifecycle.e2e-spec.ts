@@ -1,37 +1,32 @@
 import request from 'supertest';
+import { bearer, expectError, login, userIdOf } from '../support/http';
+import { createTenant } from '../support/factories';
 import {
-  bearer,
-  createDevice,
-  createTenant,
-  expectErrorBody,
+  createDeviceWithCredentials,
+  type DeviceWithCredentials,
   getVpnStatus,
   listOperations,
-  login,
-  ProcessGroup,
-  startDeviceAgent,
-  userIdOf,
   waitForConnectionStatus,
-  type E2eDevice,
-} from '../support/e2e-fixtures';
-import { startApiProcess, type ApiProcess } from '../support/processes';
+} from '../support/device-factories';
+import { type ApiProcess, ProcessGroup, startApiProcess, startDeviceAgent } from '../support/processes';
 
 describe('device VPN lifecycle through a real agent', () => {
   const procs = new ProcessGroup();
   let api: ApiProcess;
   let token: string;
-  let device: E2eDevice;
+  let device: DeviceWithCredentials;
 
   const post = (path: string) =>
     request(api.url).post(`/v1/_/devices/${device.id}/vpn/${path}`).set(bearer(token));
 
   beforeAll(async () => {
     api = procs.api(await startApiProcess());
-    const tenant = await createTenant(api.url, await login(api.url));
+    const tenant = await createTenant(api, await login(api));
     token = tenant.admin.token;
-    device = await createDevice(api.url, token);
+    device = await createDeviceWithCredentials(api, token);
     procs.agent(await startDeviceAgent(api, device));
     // 'agent ready' means the broker took the BIRTH; the API applies it asynchronously.
-    await waitForConnectionStatus(api.url, token, device.id, 'CONNECTED');
+    await waitForConnectionStatus(api, token, '_', device.id, 'CONNECTED');
   }, 120_000);
 
   afterAll(() => procs.stopAll());
@@ -45,7 +40,7 @@ describe('device VPN lifecycle through a real agent', () => {
       status: 'connected',
       deviceConnection: 'CONNECTED',
     });
-    expect(await getVpnStatus(api.url, token, device.id)).toMatchObject({
+    expect(await getVpnStatus(api, token, '_', device.id)).toMatchObject({
       connected: true,
       ipAddress: device.tunnelAddress,
       deviceConnection: 'CONNECTED',
@@ -57,7 +52,7 @@ describe('device VPN lifecycle through a real agent', () => {
     const res = await post('_disconnect');
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ connected: false, ipAddress: '0.0.0.0', deviceConnection: 'CONNECTED' });
-    expect(await getVpnStatus(api.url, token, device.id)).toMatchObject({
+    expect(await getVpnStatus(api, token, '_', device.id)).toMatchObject({
       connected: false,
       ipAddress: '0.0.0.0',
     });
@@ -69,18 +64,18 @@ describe('device VPN lifecycle through a real agent', () => {
     const res = await post('_discconect');
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ connected: false, ipAddress: '0.0.0.0' });
-    expect(await getVpnStatus(api.url, token, device.id)).toMatchObject({
+    expect(await getVpnStatus(api, token, '_', device.id)).toMatchObject({
       connected: false,
       ipAddress: '0.0.0.0',
     });
-    const [latest] = await listOperations(api.url, token, device.id);
+    const [latest] = await listOperations(api, token, '_', device.id);
     expect(latest).toMatchObject({ command: 'disconnect', status: 'COMPLETED' });
   });
 
   it('should list every command as a COMPLETED operation with requestedBy and durationMs', async () => {
     expect((await post('_connect')).status).toBe(200);
     expect((await post('_disconnect')).status).toBe(200);
-    const ops = await listOperations(api.url, token, device.id);
+    const ops = await listOperations(api, token, '_', device.id);
     expect(ops.map((o) => o.command)).toEqual(expect.arrayContaining(['connect', 'disconnect']));
     for (const op of ops) {
       expect(op).toMatchObject({
@@ -101,10 +96,10 @@ describe('device VPN lifecycle through a real agent', () => {
   it.each(['5', 'abc', '300001'])(
     'should answer 400 to _connect?timeout=%s and send nothing',
     async (timeout) => {
-      const before = await listOperations(api.url, token, device.id);
+      const before = await listOperations(api, token, '_', device.id);
       const res = await post(`_connect?timeout=${timeout}`);
-      expectErrorBody(res, 400, 'INVALID_ARGUMENT');
-      expect(await listOperations(api.url, token, device.id)).toHaveLength(before.length);
+      expectError(res, 400, 'INVALID_ARGUMENT');
+      expect(await listOperations(api, token, '_', device.id)).toHaveLength(before.length);
     },
   );
 

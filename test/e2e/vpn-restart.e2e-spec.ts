@@ -1,22 +1,24 @@
 import { connect } from 'mqtt';
 import request from 'supertest';
+import { eventually, holds } from '../support/eventually';
+import { bearer, expectError, login } from '../support/http';
+import { createTenant } from '../support/factories';
 import {
-  bearer,
   clearMqttSession,
-  createDevice,
-  createTenant,
-  expectErrorBody,
+  createDeviceWithCredentials,
+  type DeviceWithCredentials,
   getVpnStatus,
   listEvents,
   listOperations,
-  login,
-  ProcessGroup,
-  startDeviceAgent,
   waitForConnectionStatus,
-  type E2eDevice,
-} from '../support/e2e-fixtures';
-import { startAgentProcess, startApiProcess, type ApiProcess } from '../support/processes';
-import { eventually, holds } from '../support/eventually';
+} from '../support/device-factories';
+import {
+  type ApiProcess,
+  ProcessGroup,
+  startAgentProcess,
+  startApiProcess,
+  startDeviceAgent,
+} from '../support/processes';
 
 /** Restarts of either side: the agent process, the API process (same database), and the broker link. */
 describe('device VPN across restarts', () => {
@@ -24,16 +26,17 @@ describe('device VPN across restarts', () => {
   let api: ApiProcess;
   let token: string;
 
-  const command = (device: E2eDevice, path: string) =>
+  const command = (device: DeviceWithCredentials, path: string) =>
     request(api.url).post(`/v1/_/devices/${device.id}/vpn/${path}`).set(bearer(token));
-  const births = async (device: E2eDevice) =>
-    (await listEvents(api.url, token, device.id)).filter((e) => e.type === 'BIRTH').length;
+  const births = async (device: DeviceWithCredentials) =>
+    (await listEvents(api, token, '_', device.id, { limit: 500 })).items.filter((e) => e.type === 'BIRTH')
+      .length;
 
   beforeAll(async () => {
     // The production default even on a shared broker: what is published while the API
     // is down waits in its persistent session (cleared in afterAll).
     api = procs.api(await startApiProcess({ MQTT_CLEAN_SESSION: 'false' }));
-    const tenant = await createTenant(api.url, await login(api.url));
+    const tenant = await createTenant(api, await login(api));
     token = tenant.admin.token;
   }, 120_000);
 
@@ -44,14 +47,14 @@ describe('device VPN across restarts', () => {
 
   describe('agent restart', () => {
     it('should publish BIRTH again and be CONNECTED after a clean stop and a start with the same credentials', async () => {
-      const device = await createDevice(api.url, token);
+      const device = await createDeviceWithCredentials(api, token);
       const first = procs.agent(await startDeviceAgent(api, device));
-      await waitForConnectionStatus(api.url, token, device.id, 'CONNECTED');
+      await waitForConnectionStatus(api, token, '_', device.id, 'CONNECTED');
       expect(await first.stop('SIGTERM')).toBe(0);
-      await waitForConnectionStatus(api.url, token, device.id, 'DISCONNECTED');
+      await waitForConnectionStatus(api, token, '_', device.id, 'DISCONNECTED');
 
       procs.agent(await startDeviceAgent(api, device));
-      await waitForConnectionStatus(api.url, token, device.id, 'CONNECTED');
+      await waitForConnectionStatus(api, token, '_', device.id, 'CONNECTED');
       expect(await births(device)).toBe(2);
       expect((await command(device, '_connect')).body).toMatchObject({
         connected: true,
@@ -60,16 +63,16 @@ describe('device VPN across restarts', () => {
     });
 
     it("should accept the new boot's status report after a crash, so the status converges, and connect again", async () => {
-      const device = await createDevice(api.url, token);
+      const device = await createDeviceWithCredentials(api, token);
       const first = procs.agent(await startDeviceAgent(api, device));
-      await waitForConnectionStatus(api.url, token, device.id, 'CONNECTED');
+      await waitForConnectionStatus(api, token, '_', device.id, 'CONNECTED');
       expect((await command(device, '_connect')).body).toMatchObject({ connected: true });
 
       await first.stop('SIGKILL');
-      await waitForConnectionStatus(api.url, token, device.id, 'MISSING');
+      await waitForConnectionStatus(api, token, '_', device.id, 'MISSING');
       // The agent's last word was "connected", but a MISSING device without a gateway handshake
       // is not provably there: the status must not claim a tunnel.
-      expect(await getVpnStatus(api.url, token, device.id)).toMatchObject({
+      expect(await getVpnStatus(api, token, '_', device.id)).toMatchObject({
         connected: false,
         ipAddress: '0.0.0.0',
         status: 'error',
@@ -79,13 +82,13 @@ describe('device VPN across restarts', () => {
       });
 
       procs.agent(await startDeviceAgent(api, device));
-      await waitForConnectionStatus(api.url, token, device.id, 'CONNECTED');
+      await waitForConnectionStatus(api, token, '_', device.id, 'CONNECTED');
       // The new boot starts its seq again from 1: it must still replace the old boot's higher seq.
       const converged = await eventually(
         async () =>
           holds(
             "the restarted agent's status report",
-            await getVpnStatus(api.url, token, device.id),
+            await getVpnStatus(api, token, '_', device.id),
             (s) => !s.connected,
           ),
         15_000,
@@ -105,9 +108,9 @@ describe('device VPN across restarts', () => {
 
   describe('API restart on the same database', () => {
     it('should leave no operation RUNNING when the API is killed mid-command and restarted', async () => {
-      const device = await createDevice(api.url, token);
+      const device = await createDeviceWithCredentials(api, token);
       procs.agent(await startDeviceAgent(api, device, ['--fail-mode', 'timeout']));
-      await waitForConnectionStatus(api.url, token, device.id, 'CONNECTED');
+      await waitForConnectionStatus(api, token, '_', device.id, 'CONNECTED');
       const inFlight = command(device, '_connect?timeout=60000').then(
         (r) => r.status,
         () => 'connection lost',
@@ -116,7 +119,7 @@ describe('device VPN across restarts', () => {
         async () =>
           holds(
             'the connect operation to be RUNNING',
-            await listOperations(api.url, token, device.id),
+            await listOperations(api, token, '_', device.id),
             (ops) => ops[0]?.status === 'RUNNING',
           ),
         15_000,
@@ -127,22 +130,22 @@ describe('device VPN across restarts', () => {
       // The killed process never answered.
       expect(await inFlight).toBe('connection lost');
 
-      const ops = await listOperations(api.url, token, device.id);
+      const ops = await listOperations(api, token, '_', device.id);
       expect(ops).toHaveLength(1);
       expect(ops[0]).toMatchObject({ command: 'connect', status: 'FAILED' });
       expect(ops[0].endedOn).not.toBeNull();
     });
 
     it('should answer the command in flight with 503 and leave no operation RUNNING when the API stops cleanly', async () => {
-      const device = await createDevice(api.url, token);
+      const device = await createDeviceWithCredentials(api, token);
       procs.agent(await startDeviceAgent(api, device, ['--fail-mode', 'timeout']));
-      await waitForConnectionStatus(api.url, token, device.id, 'CONNECTED');
+      await waitForConnectionStatus(api, token, '_', device.id, 'CONNECTED');
       const inFlight = command(device, '_connect?timeout=60000').then((r) => r);
       await eventually(
         async () =>
           holds(
             'the connect operation to be RUNNING',
-            await listOperations(api.url, token, device.id),
+            await listOperations(api, token, '_', device.id),
             (ops) => ops[0]?.status === 'RUNNING',
           ),
         15_000,
@@ -150,17 +153,17 @@ describe('device VPN across restarts', () => {
       );
 
       api = await procs.restartApi(api, 'SIGTERM');
-      expectErrorBody(await inFlight, 503, 'SERVICE_UNAVAILABLE');
+      expectError(await inFlight, 503, 'SERVICE_UNAVAILABLE');
 
-      const ops = await listOperations(api.url, token, device.id);
+      const ops = await listOperations(api, token, '_', device.id);
       expect(ops.map((o) => o.status)).toEqual(['FAILED']);
     });
 
     it('should take an agent that (re)connects while the API is down back to CONNECTED and run commands', async () => {
-      const device = await createDevice(api.url, token);
+      const device = await createDeviceWithCredentials(api, token);
       const first = procs.agent(await startDeviceAgent(api, device));
       await first.stop('SIGKILL');
-      await waitForConnectionStatus(api.url, token, device.id, 'MISSING');
+      await waitForConnectionStatus(api, token, '_', device.id, 'MISSING');
 
       await api.stop('SIGTERM');
       // Started while the API (and an embedded broker) is down: it keeps retrying and
@@ -180,7 +183,7 @@ describe('device VPN across restarts', () => {
       );
       api = await procs.restartApi(api);
 
-      await waitForConnectionStatus(api.url, token, device.id, 'CONNECTED');
+      await waitForConnectionStatus(api, token, '_', device.id, 'CONNECTED');
       const res = await command(device, '_connect');
       expect(res.status).toBe(200);
       expect(res.body).toMatchObject({ connected: true, ipAddress: device.tunnelAddress });
@@ -189,9 +192,9 @@ describe('device VPN across restarts', () => {
 
   describe('broker-side disconnect', () => {
     it('should reconnect the agent, publish BIRTH again and keep the device commandable', async () => {
-      const device = await createDevice(api.url, token);
+      const device = await createDeviceWithCredentials(api, token);
       const agent = procs.agent(await startDeviceAgent(api, device));
-      await waitForConnectionStatus(api.url, token, device.id, 'CONNECTED');
+      await waitForConnectionStatus(api, token, '_', device.id, 'CONNECTED');
       const before = await births(device);
       const mark = agent.lines.length;
 
@@ -219,7 +222,7 @@ describe('device VPN across restarts', () => {
         15_000,
         100,
       );
-      await waitForConnectionStatus(api.url, token, device.id, 'CONNECTED');
+      await waitForConnectionStatus(api, token, '_', device.id, 'CONNECTED');
       const res = await command(device, '_connect');
       expect(res.status).toBe(200);
       expect(res.body).toMatchObject({ connected: true, ipAddress: device.tunnelAddress });

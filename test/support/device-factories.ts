@@ -10,7 +10,8 @@ import {
   type KuraPayload,
   type VpnStatusReport,
 } from '@app/protocol';
-import { bearer } from './http';
+import { eventually, holds } from './eventually';
+import { bearer, type ApiTarget } from './http';
 import type { TestApi } from './test-api';
 import type { components } from '../generated/api-types';
 
@@ -56,18 +57,13 @@ export interface DeviceBody {
   optlock: number;
 }
 
-export interface DeviceCredentials {
-  username: string;
-  password: string;
-  clientId: string;
-  account: string;
-}
+export type DeviceCredentials = components['schemas']['DeviceCredentialsDto'];
 
 export type DeviceEventBody = components['schemas']['DeviceEventDto'];
 
 /** Registers a device in `scope` (an account id or `_`); a random clientId unless given. */
 export async function createDevice(
-  api: TestApi,
+  api: ApiTarget,
   token: string,
   scope = '_',
   body: { clientId?: string; displayName?: string; status?: 'ENABLED' | 'DISABLED' } = {},
@@ -80,15 +76,57 @@ export async function createDevice(
   return res.body as DeviceBody;
 }
 
-export async function getDevice(api: TestApi, token: string, scope: string, id: string): Promise<DeviceBody> {
+export async function getDevice(
+  api: ApiTarget,
+  token: string,
+  scope: string,
+  id: string,
+): Promise<DeviceBody> {
   const res = await request(api.url).get(`/v1/${scope}/devices/${id}`).set(bearer(token));
   if (res.status !== 200) throw new Error(`getDevice: ${res.status} ${res.text}`);
   return res.body as DeviceBody;
 }
 
+/** A device together with the MQTT credentials issued to it, ready for an agent to use. */
+export interface DeviceWithCredentials extends DeviceBody {
+  credentials: DeviceCredentials;
+}
+
+/** Registers a device in `scope` (as createDevice) and issues its MQTT credentials. */
+export async function createDeviceWithCredentials(
+  api: ApiTarget,
+  token: string,
+  scope = '_',
+  body: Parameters<typeof createDevice>[3] = {},
+): Promise<DeviceWithCredentials> {
+  const device = await createDevice(api, token, scope, body);
+  return { ...device, credentials: await issueCredentials(api, token, scope, device.id) };
+}
+
+/** Polls GET device until its connectionStatus (the MQTT lifecycle) is `status`. */
+export function waitForConnectionStatus(
+  api: ApiTarget,
+  token: string,
+  scope: string,
+  deviceId: string,
+  status: DeviceBody['connectionStatus'],
+  timeoutMs = 15_000,
+): Promise<DeviceBody> {
+  return eventually(
+    async () =>
+      holds(
+        `device ${deviceId} to be ${status}`,
+        await getDevice(api, token, scope, deviceId),
+        (d) => d.connectionStatus === status,
+      ),
+    timeoutMs,
+    100,
+  );
+}
+
 /** Issues (or rotates) the device's MQTT credentials. */
 export async function issueCredentials(
-  api: TestApi,
+  api: ApiTarget,
   token: string,
   scope: string,
   deviceId: string,
@@ -100,7 +138,7 @@ export async function issueCredentials(
 
 /** The device's events, newest first. */
 export async function listEvents(
-  api: TestApi,
+  api: ApiTarget,
   token: string,
   scope: string,
   deviceId: string,
@@ -112,6 +150,20 @@ export async function listEvents(
     .set(bearer(token));
   if (res.status !== 200) throw new Error(`listEvents: ${res.status} ${res.text}`);
   return res.body;
+}
+
+export type OperationBody = components['schemas']['DeviceOperationDto'];
+
+/** The device's operations, newest first (the API's default page). */
+export async function listOperations(
+  api: ApiTarget,
+  token: string,
+  scope: string,
+  deviceId: string,
+): Promise<OperationBody[]> {
+  const res = await request(api.url).get(`/v1/${scope}/devices/${deviceId}/operations`).set(bearer(token));
+  if (res.status !== 200) throw new Error(`listOperations: ${res.status} ${res.text}`);
+  return (res.body as components['schemas']['DeviceOperationListDto']).items;
 }
 
 export interface VpnStatusBody {
@@ -131,7 +183,7 @@ export interface VpnStatusBody {
 }
 
 export async function getVpnStatus(
-  api: TestApi,
+  api: ApiTarget,
   token: string,
   scope: string,
   deviceId: string,
@@ -286,4 +338,18 @@ export function recordMessages(client: MqttClient): Array<{ topic: string; paylo
 export async function endAll(...clients: Array<MqttClient | undefined>): Promise<void> {
   const open = clients.filter((c): c is MqttClient => c !== undefined);
   await Promise.all(open.map((c) => c.endAsync(true).catch(() => undefined)));
+}
+
+/**
+ * Ends the persistent session `clientId` left in a shared broker (connect once with
+ * a clean session), so that it does not queue messages for a process that is gone.
+ */
+export async function clearMqttSession(brokerUrl: string, clientId: string): Promise<void> {
+  const client = await connectAsync(brokerUrl, {
+    clientId,
+    clean: true,
+    reconnectPeriod: 0,
+    connectTimeout: 5000,
+  });
+  await client.endAsync(true);
 }

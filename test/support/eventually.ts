@@ -54,3 +54,22 @@ export async function expectNothingFor(
     await new Promise((resolve) => setTimeout(resolve, Math.min(left, 50)));
   }
 }
+
+/**
+ * `promise`, or an error naming `what` once `timeoutMs` has passed: a ceiling on one awaited
+ * event (a process exiting, a response arriving), where `eventually` would poll a state.
+ */
+export async function within<T>(what: string, promise: Promise<T>, timeoutMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)),
+      timeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

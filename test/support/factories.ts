@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import request from 'supertest';
-import { bearer, login } from './http';
-import type { TestApi } from './test-api';
+import { bearer, login, type ApiTarget } from './http';
 
 /** Small factories over the HTTP API; random suffixes keep names unique within a database. */
 
@@ -23,7 +22,7 @@ export interface AccountBody {
 
 /** Creates a child account of `parentScope` (default `_`, the caller's own account). */
 export async function createAccount(
-  api: TestApi,
+  api: ApiTarget,
   token: string,
   opts: { name?: string; parentScope?: string; description?: string; vpnSubnet?: string } = {},
 ): Promise<AccountBody> {
@@ -51,7 +50,7 @@ export interface CreatedUser {
 
 /** Creates a user in `scopeId` (an account id or `_`) and signs it in. */
 export async function createUser(
-  api: TestApi,
+  api: ApiTarget,
   token: string,
   scopeId: string,
   role: RoleName,
@@ -85,7 +84,7 @@ export interface CreatedApiKey {
 }
 
 export async function createApiKey(
-  api: TestApi,
+  api: ApiTarget,
   token: string,
   scopeId: string,
   role: RoleName,
@@ -100,7 +99,7 @@ export async function createApiKey(
 }
 
 /** Signs in with an API key and returns the bearer token. */
-export async function loginApiKey(api: TestApi, apiKey: string): Promise<string> {
+export async function loginApiKey(api: ApiTarget, apiKey: string): Promise<string> {
   const res = await request(api.url).post('/v1/authentication/apikey').send({ apiKey });
   if (res.status !== 200) throw new Error(`loginApiKey: ${res.status} ${res.text}`);
   return res.body.tokenId as string;
@@ -113,7 +112,7 @@ export interface Tenant {
 
 /** A child account of `parentScope` with an admin user of its own. */
 export async function createTenant(
-  api: TestApi,
+  api: ApiTarget,
   token: string,
   opts: { name?: string; parentScope?: string } = {},
 ): Promise<Tenant> {

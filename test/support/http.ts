@@ -1,10 +1,17 @@
 import request from 'supertest';
-import type { TestApi } from './test-api';
 import { TEST_ADMIN_PASSWORD } from './test-api';
+
+/**
+ * The API a factory talks to: anything with the base URL, so the in-process API of the
+ * integration tier (TestApi) and an API process of the e2e tier (ApiProcess) both fit.
+ */
+export interface ApiTarget {
+  url: string;
+}
 
 /** Signs in and returns the bearer token (access token JWT). */
 export async function login(
-  api: TestApi,
+  api: ApiTarget,
   username = 'admin',
   password = TEST_ADMIN_PASSWORD,
 ): Promise<string> {
@@ -13,6 +20,14 @@ export async function login(
 }
 
 export const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
+
+/** The user id inside an access token (JWT `sub`), to compare with `requestedBy` or `createdBy`. */
+export function userIdOf(token: string): string {
+  const claims = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8')) as {
+    sub: string;
+  };
+  return claims.sub;
+}
 
 /** Text that must never reach a client: stack traces, exception class names, SQL. */
 const LEAKS = ['stack', 'Error:', 'SELECT', 'QueryFailed', 'INSERT', 'UPDATE "', 'at /', '.ts:'];

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestDatabase, type TestDatabase } from './database';
+import type { DeviceCredentials } from './device-factories';
 import { TEST_ADMIN_PASSWORD } from './test-api';
 
 /** Where the e2e global setup compiled the app (see global-setup.ts). */
@@ -238,6 +239,26 @@ export async function startAgentProcess(o: AgentOptions, waitReady = true): Prom
   return proc;
 }
 
+/**
+ * Starts a real agent for a device on the API's broker with the device's issued
+ * credentials and waits for its first BIRTH. Fast defaults (short tunnel delay and
+ * reconnect period); `args` win.
+ */
+export function startDeviceAgent(
+  api: Pick<ApiProcess, 'mqttUrl'>,
+  device: { credentials: DeviceCredentials },
+  args: string[] = [],
+): Promise<LoggedProcess> {
+  return startAgentProcess({
+    broker: api.mqttUrl,
+    account: device.credentials.account,
+    clientId: device.credentials.clientId,
+    username: device.credentials.username,
+    password: device.credentials.password,
+    args: ['--connect-delay-ms', '20', '--reconnect-period-ms', '200', ...args],
+  });
+}
+
 export interface GatewayOptions {
   broker: string;
   account: string;
@@ -376,4 +397,37 @@ export async function startFleetProcess(o: FleetOptions): Promise<LoggedProcess>
     throw new Error(`not every simulated device came up: ${summary}`);
   }
   return proc;
+}
+
+/**
+ * Processes a test file started, stopped together in afterAll whatever happened:
+ * agents first (clean stop, in parallel), then API processes (which drop their storage).
+ */
+export class ProcessGroup {
+  private readonly agents = new Set<LoggedProcess>();
+  private readonly apis = new Set<ApiProcess>();
+
+  agent<T extends LoggedProcess>(p: T): T {
+    this.agents.add(p);
+    return p;
+  }
+
+  api(p: ApiProcess): ApiProcess {
+    this.apis.add(p);
+    return p;
+  }
+
+  /** Restarts `p` on its own storage (see restartApiProcess); the new process is tracked instead. */
+  async restartApi(p: ApiProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<ApiProcess> {
+    this.apis.delete(p);
+    return this.api(await restartApiProcess(p, signal));
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.allSettled([...this.agents].map((a) => a.stop('SIGTERM', 5000)));
+    await Promise.allSettled([...this.apis].map((a) => a.destroy()));
+    this.agents.clear();
+    this.apis.clear();
+    await stopStrayProcesses();
+  }
 }

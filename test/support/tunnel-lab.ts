@@ -7,24 +7,24 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import request from 'supertest';
-import {
-  bearer,
-  createTenant,
-  login,
-  ProcessGroup,
-  startDeviceAgent,
-  suffix,
-  type E2eDevice,
-  type E2eTenant,
-} from './e2e-fixtures';
 import { Underlay } from './netns';
-import { startApiProcess, startGatewayProcess, type ApiProcess, type LoggedProcess } from './processes';
 import { eventually, holds } from './eventually';
+import { bearer, login } from './http';
+import { createTenant, suffix, type Tenant } from './factories';
+import { createDeviceWithCredentials, type DeviceBody, type DeviceWithCredentials } from './device-factories';
+import {
+  type ApiProcess,
+  type LoggedProcess,
+  ProcessGroup,
+  startApiProcess,
+  startDeviceAgent,
+  startGatewayProcess,
+} from './processes';
 
 export const GW_UNDERLAY = '198.18.0.1';
 export const GW_PORT = 51820;
 
-export interface TunnelDevice extends E2eDevice {
+export interface TunnelDevice extends DeviceWithCredentials {
   ns: string;
   ifname: string;
   agent: LoggedProcess;
@@ -35,8 +35,8 @@ export class TunnelLab {
   net!: Underlay;
   api!: ApiProcess;
   rootToken!: string;
-  tenantA!: E2eTenant;
-  tenantB!: E2eTenant;
+  tenantA!: Tenant;
+  tenantB!: Tenant;
   gatewayId!: string;
   gatewayKey!: string;
   gatewayNs!: string;
@@ -72,9 +72,9 @@ export class TunnelLab {
         VPN_SWEEP_INTERVAL_MS: '500',
       }),
     );
-    this.rootToken = await login(this.api.url);
-    this.tenantA = await createTenant(this.api.url, this.rootToken);
-    this.tenantB = await createTenant(this.api.url, this.rootToken);
+    this.rootToken = await login(this.api);
+    this.tenantA = await createTenant(this.api, this.rootToken);
+    this.tenantB = await createTenant(this.api, this.rootToken);
 
     this.gatewayNs = await this.net.addHost('gw', GW_UNDERLAY);
     this.gatewayIf = this.net.name('wgg');
@@ -125,20 +125,11 @@ export class TunnelLab {
   }
 
   /** A device of the tenant with the real agent and the WireGuard driver in a namespace of its own. */
-  async device(tenant: E2eTenant, tag: string): Promise<TunnelDevice> {
+  async device(tenant: Tenant, tag: string): Promise<TunnelDevice> {
     const token = tenant.admin.token;
-    const clientId = `dev-${tag}-${suffix()}`;
-    const created = await request(this.api.url).post('/v1/_/devices').set(bearer(token)).send({ clientId });
-    if (created.status !== 201) throw new Error(`create device: ${created.status} ${created.text}`);
-    const creds = await request(this.api.url)
-      .post(`/v1/_/devices/${created.body.id}/credentials`)
-      .set(bearer(token));
-    const device: E2eDevice = {
-      id: created.body.id as string,
-      clientId,
-      tunnelAddress: created.body.tunnelAddress as string,
-      credentials: creds.body,
-    };
+    const device = await createDeviceWithCredentials(this.api, token, '_', {
+      clientId: `dev-${tag}-${suffix()}`,
+    });
     const ns = await this.net.addHost(tag, `198.18.0.${++this.hosts}`);
     const ifname = this.net.name(`w${tag}`);
     this.net.track(ns, ifname);
@@ -167,14 +158,14 @@ export class TunnelLab {
   }
 
   /** `_connect` (or `_disconnect`) of a device as the tenant's admin. */
-  command(tenant: E2eTenant, d: E2eDevice, path: '_connect' | '_disconnect' = '_connect') {
+  command(tenant: Tenant, d: DeviceBody, path: '_connect' | '_disconnect' = '_connect') {
     return request(this.api.url)
       .post(`/v1/_/devices/${d.id}/vpn/${path}?timeout=30000`)
       .set(bearer(tenant.admin.token));
   }
 
   /** The gateway's address in the device's /24 subnet. */
-  gatewayAddressOf(d: E2eDevice): string {
+  gatewayAddressOf(d: DeviceBody): string {
     return `${d.tunnelAddress.split('.').slice(0, 3).join('.')}.1`;
   }
 
