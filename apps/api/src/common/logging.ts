@@ -1,5 +1,6 @@
 import type { LoggerService } from '@nestjs/common';
 import type { NextFunction, Request, Response } from 'express';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import pino, { type Logger } from 'pino';
 
@@ -9,10 +10,27 @@ declare module 'http' {
   }
 }
 
+/**
+ * The request a piece of work belongs to. The request logger opens it for each HTTP request, and
+ * every log line written while that request is served (by a guard, a service, a repository, Nest
+ * itself) carries its `reqId`, also after awaits.
+ */
+export const requestContext = new AsyncLocalStorage<{ reqId: string }>();
+
+/**
+ * Nest's start-up chatter: one line per module and per mapped route (~320 lines), which would
+ * drown the lines an operator needs (the bound ports, the first admin password). Logged at debug.
+ */
+const START_UP_CONTEXTS = new Set(['InstanceLoader', 'RoutesResolver', 'RouterExplorer', 'NestFactory']);
+
 /** Structured JSON logs; credentials are redacted wherever they appear in a logged object. */
 export function createRootLogger(level: string, destination?: pino.DestinationStream): Logger {
   const options: pino.LoggerOptions = {
     level,
+    mixin: () => {
+      const store = requestContext.getStore();
+      return store ? { reqId: store.reqId } : {};
+    },
     base: { service: 'vpn-cloud' },
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: {
@@ -40,11 +58,12 @@ export class PinoNestLogger implements LoggerService {
   constructor(private readonly logger: Logger) {}
 
   private write(
-    level: 'info' | 'warn' | 'error' | 'debug' | 'trace',
+    requested: 'info' | 'warn' | 'error' | 'debug' | 'trace',
     message: unknown,
     params: unknown[],
   ): void {
     const context = typeof params[params.length - 1] === 'string' ? (params.pop() as string) : undefined;
+    const level = requested === 'info' && context && START_UP_CONTEXTS.has(context) ? 'debug' : requested;
     if (message && typeof message === 'object' && !(message instanceof Error)) {
       const msg = typeof params[0] === 'string' ? params[0] : undefined;
       this.logger[level]({ context, ...message }, msg);
@@ -99,6 +118,6 @@ export function requestLogger(logger: Logger) {
         'request',
       );
     });
-    next();
+    requestContext.run({ reqId: id }, next);
   };
 }

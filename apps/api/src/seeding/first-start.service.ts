@@ -56,9 +56,13 @@ export class FirstStartService implements OnApplicationBootstrap {
     await checkAdminPassword(this.users, this.config, this.logger);
     if (generated) {
       // Printed once, on the first start only: it is not stored anywhere in clear.
+      const rule = `  ${'='.repeat(72)}\n`;
       process.stdout.write(
-        `\n  First start: admin user "${this.config.adminUsername}" created with password: ${generated}\n` +
-          '  Keep it now; it is not shown again. Set ADMIN_PASSWORD to choose it instead.\n\n',
+        `\n${rule}` +
+          `  First start: admin user "${this.config.adminUsername}" created with password: ${generated}\n` +
+          '  Keep it now: it is not stored in clear and not shown again.\n' +
+          '  (Set ADMIN_PASSWORD before the first start to choose it instead.)\n' +
+          `${rule}\n`,
       );
     }
   }
