@@ -1,3 +1,4 @@
+import type { components } from '../generated/api-types';
 import type { MqttClient } from 'mqtt';
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
@@ -28,32 +29,13 @@ const ENV = {
   WEBHOOK_TIMEOUT_MS: '700',
 };
 
-interface WebhookBody {
-  id: string;
-  scopeId: string;
-  url: string;
-  events: string[];
-  description: string;
-  enabled: boolean;
-  disabledReason: string | null;
-  disabledOn: string | null;
-  optlock: number;
-  secret?: string;
-}
+/** A webhook as listed; `secret` only in the answer that creates it. */
+type WebhookBody = components['schemas']['WebhookDto'] & { secret?: string };
 
-interface DeliveryBody {
-  id: string;
-  webhookId: string;
-  messageId: string;
-  eventId: string | null;
-  eventType: string;
-  status: string;
-  attempts: number;
-  lastResponseCode: number | null;
-  lastError: string | null;
-  deliveredOn: string | null;
+/** The generated delivery with its payload typed: the spec leaves the payload an open object. */
+type DeliveryBody = Omit<components['schemas']['WebhookDeliveryDto'], 'payload'> & {
   payload: { type: string; timestamp: string; data: Record<string, unknown> };
-}
+};
 
 let pathSeq = 0;
 const newPath = (): string => `/hook-${++pathSeq}-${randomBytes(3).toString('hex')}`;

@@ -1,3 +1,4 @@
+import type { components } from '../generated/api-types';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { MqttClient } from 'mqtt';
@@ -38,25 +39,7 @@ import type { TestApi } from '../support/test-api';
 
 /** Small factories for the gateway tests: gateways over REST, FakeGateways, simulated keyed devices. */
 
-export interface GatewayBody {
-  id: string;
-  scopeId: string;
-  name: string;
-  endpoint: string;
-  description: string;
-  publicKey: string | null;
-  listenPort: number | null;
-  connection: 'NEVER_CONNECTED' | 'CONNECTED' | 'DISCONNECTED' | 'MISSING';
-  peers: number;
-  lastSeenOn: string | null;
-  mqttUsername: string | null;
-  credentialsIssuedOn: string | null;
-  createdOn: string;
-  createdBy: string | null;
-  modifiedOn: string;
-  modifiedBy: string | null;
-  optlock: number;
-}
+export type GatewayBody = components['schemas']['GatewayDto'];
 
 /** The engineers' client pool (VPN_CLIENT_POOL default): routed through every device tunnel. */
 export const CLIENT_POOL = '10.208.0.0/16';

@@ -166,21 +166,7 @@ export async function listOperations(
   return (res.body as components['schemas']['DeviceOperationListDto']).items;
 }
 
-export interface VpnStatusBody {
-  connected: boolean;
-  ipAddress: string;
-  status: string;
-  statusCode: string;
-  deviceConnection: string;
-  reportedOn: string | null;
-  tunnel: {
-    gatewayId: string;
-    gatewayAddress: string;
-    lastHandshakeOn: string | null;
-    rxBytes: number;
-    txBytes: number;
-  } | null;
-}
+export type VpnStatusBody = components['schemas']['VpnStatusDto'];
 
 export async function getVpnStatus(
   api: ApiTarget,

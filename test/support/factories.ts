@@ -1,3 +1,4 @@
+import type { components } from '../generated/api-types';
 import { randomBytes } from 'node:crypto';
 import request from 'supertest';
 import { bearer, login, type ApiTarget } from './http';
@@ -8,17 +9,7 @@ export type RoleName = 'admin' | 'operator' | 'viewer';
 
 export const suffix = (): string => randomBytes(4).toString('hex');
 
-export interface AccountBody {
-  id: string;
-  scopeId: string | null;
-  name: string;
-  description: string;
-  vpnSubnet: string;
-  parentPath: string[];
-  optlock: number;
-  createdBy: string | null;
-  modifiedBy: string | null;
-}
+export type AccountBody = components['schemas']['AccountDto'];
 
 /** Creates a child account of `parentScope` (default `_`, the caller's own account). */
 export async function createAccount(
