@@ -67,6 +67,18 @@ export class DeviceLifecycleHandler implements OnModuleInit {
         leader ? this.mqtt.subscribe(filter) : this.mqtt.unsubscribe(filter),
       );
     else await this.mqtt.subscribe(filter);
+    this.connectionEvents.onSessionCut('device', (cut) => this.sessionCut(cut.account, cut.clientId));
+  }
+
+  /**
+   * The broker ended the device's session without its will (docs/brokers.md): recorded as the LWT
+   * would have been, if the device was CONNECTED. Queued with its lifecycle messages, so a BIRTH
+   * that arrived before the cut cannot overwrite it.
+   */
+  sessionCut(account: string, clientId: string): Promise<void> {
+    return this.queue.run(`${account}/${clientId}`, () =>
+      retryTransient(() => this.apply('lwt', account, clientId, Buffer.alloc(0), 'CONNECTED')),
+    );
   }
 
   private onMessage(kind: 'birth' | 'dc' | 'lwt', account: string, clientId: string, payload: Buffer): void {
@@ -85,8 +97,14 @@ export class DeviceLifecycleHandler implements OnModuleInit {
       );
   }
 
-  /** Exposed for tests: applies one lifecycle message. */
-  async apply(kind: 'birth' | 'dc' | 'lwt', account: string, clientId: string, raw: Buffer): Promise<void> {
+  /** Exposed for tests: applies one lifecycle message (with `onlyFrom`, only to a device in that status). */
+  async apply(
+    kind: 'birth' | 'dc' | 'lwt',
+    account: string,
+    clientId: string,
+    raw: Buffer,
+    onlyFrom?: ConnectionStatus,
+  ): Promise<void> {
     let payload: KuraPayload = { metrics: [] };
     if (raw.length > 0) {
       try {
@@ -108,7 +126,8 @@ export class DeviceLifecycleHandler implements OnModuleInit {
       eventType: EVENT_OF[kind],
       birth,
       sentOn,
-      details,
+      details: onlyFrom ? { ...details, cause: 'broker cut the session' } : details,
+      onlyFrom,
     });
     // No device: a gateway's message (handled by the gateways domain) or a deleted device's.
     if (!device) return;

@@ -36,6 +36,8 @@ export interface LifecycleUpdate {
   birth: BirthCertificate | undefined;
   sentOn: Date | null;
   details: Record<string, unknown>;
+  /** Apply only to a device in this connection status (e.g. a silent cut applies only to CONNECTED). */
+  onlyFrom?: ConnectionStatus;
 }
 
 /** A device's current connection and VPN state, as a fleet event stream's reset sends it. */
@@ -299,6 +301,7 @@ export class DevicesRepository {
                 vpn_public_key = CASE WHEN $11::text = 'BIRTH' THEN $10 ELSE d.vpn_public_key END
            FROM account a
           WHERE a.id = d.scope_id AND a.name = $1 AND d.client_id = $2
+            AND ($14::text IS NULL OR d.connection_status::text = $14)
           RETURNING d.id, d.scope_id, host(d.tunnel_ip) AS tunnel_ip),
        ev AS (
          INSERT INTO device_event (scope_id, device_id, type, sent_on, details)
@@ -318,6 +321,7 @@ export class DevicesRepository {
         update.eventType,
         update.sentOn,
         JSON.stringify(update.details),
+        update.onlyFrom ?? null,
       ],
     );
     const row = rows[0];

@@ -64,10 +64,21 @@ export class GatewayLinkHandler implements OnModuleInit {
       this.enqueue(t.account, t.clientId, () => this.report(t.account, t.clientId, payload));
     });
     const group = this.config.mqttSharedGroup;
+    this.connections.onSessionCut('gateway', (cut) => this.sessionCut(cut.account, cut.clientId));
     await this.mqtt.subscribe(
       group
         ? CloudSubscriptions.shared(group, CloudSubscriptions.gatewayPeers)
         : CloudSubscriptions.gatewayPeers,
+    );
+  }
+
+  /**
+   * The broker ended the gateway's session without its will (docs/brokers.md): recorded as the
+   * LWT would have been, if it was CONNECTED, in order with its lifecycle messages.
+   */
+  sessionCut(account: string, name: string): Promise<void> {
+    return this.queue.run(`${account}/${name}`, () =>
+      retryTransient(() => this.lifecycle('lwt', account, name, Buffer.alloc(0), 'CONNECTED')),
     );
   }
 
@@ -78,7 +89,13 @@ export class GatewayLinkHandler implements OnModuleInit {
   }
 
   /** Exposed for tests: applies one lifecycle message if (account, name) is a gateway. */
-  async lifecycle(kind: 'birth' | 'dc' | 'lwt', account: string, name: string, raw: Buffer): Promise<void> {
+  async lifecycle(
+    kind: 'birth' | 'dc' | 'lwt',
+    account: string,
+    name: string,
+    raw: Buffer,
+    onlyFrom?: LinkStatus,
+  ): Promise<void> {
     let birth: BirthCertificate | undefined;
     if (kind === 'birth') {
       try {
@@ -88,7 +105,7 @@ export class GatewayLinkHandler implements OnModuleInit {
       }
     }
     const status = STATUS_OF[kind];
-    const gateway = await this.gateways.applyLifecycle(account, name, status, birth);
+    const gateway = await this.gateways.applyLifecycle(account, name, status, birth, onlyFrom);
     if (!gateway) return; // a device's message: the devices domain handles it
     if (kind === 'birth' && birth?.publicKey === undefined) {
       this.logger.warn({ account, gateway: name }, 'gateway BIRTH without a valid vpn.public_key');

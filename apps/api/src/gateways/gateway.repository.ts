@@ -220,6 +220,8 @@ export class GatewayRepository {
     name: string,
     status: LinkStatus,
     birth: BirthCertificate | undefined,
+    /** Apply only to a gateway in this status (a silent cut applies only to CONNECTED). */
+    onlyFrom?: LinkStatus,
   ): Promise<{ id: string; scopeId: string } | null> {
     const rows: Array<{ id: string; scope_id: string }> = await this.dataSource.query(
       `WITH u AS (
@@ -231,9 +233,18 @@ export class GatewayRepository {
               applied_serial = CASE WHEN $4 THEN -1 ELSE g.applied_serial END
          FROM account a
         WHERE a.id = g.scope_id AND a.name = $1 AND g.name = $2
+          AND ($7::text IS NULL OR g.connection_status::text = $7)
         RETURNING g.id, g.scope_id)
        SELECT * FROM u`,
-      [account, name, status, birth !== undefined, birth?.publicKey ?? null, birth?.listenPort ?? null],
+      [
+        account,
+        name,
+        status,
+        birth !== undefined,
+        birth?.publicKey ?? null,
+        birth?.listenPort ?? null,
+        onlyFrom ?? null,
+      ],
     );
     return rows[0] ? { id: rows[0].id, scopeId: rows[0].scope_id } : null;
   }

@@ -12,6 +12,7 @@ import { AppError } from '../../common/app-error';
 import { APP_CONFIG, ConfigError, type AppConfig } from '../../config/app-config';
 import { BrokerCredentials, type CredentialChange } from '../broker-credentials';
 import { CloudMqttClient } from '../cloud-mqtt.client';
+import { ConnectionEvents } from '../connection-events';
 import { EdgeCredentials } from '../edge-credentials';
 import { DynsecControl, type DynsecCommand, type DynsecResponse } from './dynsec-control';
 
@@ -70,6 +71,7 @@ export class MosquittoDynsecBroker implements OnModuleInit, OnApplicationBootstr
     private readonly control: DynsecControl,
     private readonly mqtt: CloudMqttClient,
     private readonly edge: EdgeCredentials,
+    private readonly connections: ConnectionEvents,
     credentials: BrokerCredentials,
   ) {
     if (this.enabled) credentials.onChange((change) => this.apply(change));
@@ -116,7 +118,7 @@ export class MosquittoDynsecBroker implements OnModuleInit, OnApplicationBootstr
         try {
           const responses = await this.control.run(commands);
           const bad = responses.filter(failed);
-          if (bad.length === 0) return;
+          if (bad.length === 0) return await this.cut(change);
           lastError = bad.map((r) => `${r.command}: ${r.error}`).join('; ');
         } catch (err) {
           lastError = (err as Error).message;
@@ -138,6 +140,24 @@ export class MosquittoDynsecBroker implements OnModuleInit, OnApplicationBootstr
         `Mosquitto dynamic security: ${lastError}. The database holds the change; retry the request`,
       );
     });
+  }
+
+  /**
+   * Deleting or disabling a dynsec client kicks its live session without publishing its will, so
+   * no LWT tells the cloud: the domain records it as the LWT would have (a CONNECTED device or
+   * gateway becomes MISSING). A deleted one is gone from the database already.
+   */
+  private async cut(change: CredentialChange): Promise<void> {
+    if (change.type !== 'issued' && change.type !== 'disabled') return;
+    const { kind, id, account, clientId } = change;
+    await this.connections
+      .sessionCut({ kind, id, account, clientId })
+      .catch((err: unknown) =>
+        this.logger.warn(
+          { username: `${account}:${clientId}`, err: (err as Error).message },
+          'could not record the session the broker cut; the device shows its old connection status until its next lifecycle message',
+        ),
+      );
   }
 
   private async commandsFor(change: CredentialChange, username: string): Promise<DynsecCommand[]> {
