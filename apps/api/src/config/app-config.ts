@@ -43,6 +43,8 @@ export interface AppConfig {
   emqx?: EmqxConfig;
   /** Group name for `$share/...` subscriptions when several API instances share a broker. */
   mqttSharedGroup?: string;
+  /** The status requests of a connection resync (after a start or a broker reconnect). */
+  resync: { concurrency: number; timeoutMs: number };
   dataDir: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   jwtSecret: string;
@@ -310,6 +312,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
     mqttBrokerKind: broker.kind,
     emqx: broker.emqx,
     mqttSharedGroup: sharedGroup,
+    resync: {
+      concurrency: int(env, 'RESYNC_CONCURRENCY', 200, 1, 10_000),
+      timeoutMs: int(env, 'RESYNC_TIMEOUT_MS', 10_000, 100, 600_000),
+    },
     dataDir: resolve(str(env, 'DATA_DIR') ?? './.data'),
     logLevel,
     jwtSecret: jwtSecretRaw ?? '',

@@ -15,6 +15,6 @@ import { GatewaysModule } from '../gateways/gateways.module';
   imports: [TypeOrmModule.forFeature([Device, DeviceEvent]), GatewaysModule, AccountsModule],
   controllers: [DevicesController],
   providers: [DevicesService, DevicesRepository, TunnelAddressPool, DeviceBrokerAuth, DeviceLifecycleHandler],
-  exports: [DevicesService, DevicesRepository],
+  exports: [DevicesService, DevicesRepository, DeviceLifecycleHandler],
 })
 export class DevicesModule {}

@@ -38,6 +38,22 @@ export interface LifecycleUpdate {
   details: Record<string, unknown>;
 }
 
+/**
+ * A connection status learnt without a lifecycle message: any message of a device proves it is
+ * CONNECTED, a closed connection without a will means DISCONNECTED, and no answer to the status
+ * request after a restart (and nothing else heard since `silentSince`) means MISSING.
+ */
+export interface InferredConnection {
+  connectionStatus: ConnectionStatus;
+  /** Only a device whose stored status is one of these changes. */
+  from: ConnectionStatus[];
+  /** The lifecycle event it stands for (fleet streams and webhooks read connection changes from these). */
+  eventType: 'BIRTH' | 'DC' | 'LWT';
+  inferredFrom: string;
+  /** Only a device with no lifecycle event since then changes. */
+  silentSince?: Date;
+}
+
 /** A device's current connection and VPN state, as a fleet event stream's reset sends it. */
 export interface DeviceState {
   deviceId: string;
@@ -241,6 +257,68 @@ export class DevicesRepository {
     );
     const row = rows[0];
     return row ? { id: row.id, scopeId: row.scope_id, tunnelIp: row.tunnel_ip } : null;
+  }
+
+  /**
+   * Sets the connection status of device (account name, clientId) from something other than a
+   * lifecycle message, only when its stored status is one of `from`, and records the change as the
+   * lifecycle event it stands for (`details.inferredFrom` says why); null when nothing changed.
+   * One statement, so a status already right costs no write.
+   */
+  async inferConnection(
+    account: string,
+    clientId: string,
+    change: InferredConnection,
+  ): Promise<{ id: string; scopeId: string } | null> {
+    const rows: Array<{ id: string; scope_id: string }> = await this.dataSource.query(
+      `WITH d AS (
+         UPDATE device d SET connection_status = $3, last_event_on = now()
+           FROM account a
+          WHERE a.id = d.scope_id AND a.name = $1 AND d.client_id = $2
+            AND d.connection_status = ANY($4::text[])
+            AND ($5::timestamptz IS NULL OR d.last_event_on IS NULL OR d.last_event_on < $5)
+          RETURNING d.id, d.scope_id),
+       ev AS (
+         INSERT INTO device_event (scope_id, device_id, type, sent_on, details)
+         SELECT scope_id, id, $6, NULL, jsonb_build_object('inferredFrom', $7::text) FROM d)
+       SELECT id, scope_id FROM d`,
+      [
+        account,
+        clientId,
+        change.connectionStatus,
+        change.from,
+        change.silentSince ?? null,
+        change.eventType,
+        change.inferredFrom,
+      ],
+    );
+    const row = rows[0];
+    return row ? { id: row.id, scopeId: row.scope_id } : null;
+  }
+
+  /** The database's clock (lifecycle times are written with it). */
+  async databaseNow(): Promise<Date> {
+    const rows: Array<{ now: Date }> = await this.dataSource.query('SELECT now() AS now');
+    return rows[0].now;
+  }
+
+  /**
+   * One page of the devices in `statuses`, in all accounts, by id after `afterId` (keyset paging):
+   * what the cloud asks for its status after a restart or a broker reconnect.
+   */
+  pageByConnection(
+    statuses: ConnectionStatus[],
+    afterId: string | null,
+    limit: number,
+  ): Promise<Array<{ id: string; scopeId: string; account: string; clientId: string }>> {
+    return this.dataSource.query(
+      `SELECT d.id, d.scope_id AS "scopeId", a.name AS account, d.client_id AS "clientId"
+         FROM device d JOIN account a ON a.id = d.scope_id
+        WHERE d.connection_status = ANY($1::text[]) AND ($2::uuid IS NULL OR d.id > $2)
+        ORDER BY d.id
+        LIMIT $3`,
+      [statuses, afterId, limit],
+    );
   }
 
   /** Every device of the subtree below `scopePath` with its current connection and VPN state. */

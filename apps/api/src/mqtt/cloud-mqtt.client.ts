@@ -24,6 +24,7 @@ export class CloudMqttClient implements OnApplicationBootstrap, BeforeApplicatio
   private client?: MqttClient;
   private readonly subscriptions = new Set<string>();
   private readonly listeners: MqttMessageListener[] = [];
+  private readonly connectedListeners: Array<() => void> = [];
   /** Settled by the first CONNACK: resolved when accepted, rejected when the broker refuses the cloud. */
   private firstConnect?: Promise<void>;
 
@@ -48,6 +49,14 @@ export class CloudMqttClient implements OnApplicationBootstrap, BeforeApplicatio
   async subscribe(filter: string): Promise<void> {
     this.subscriptions.add(filter);
     if (this.client?.connected) await this.client.subscribeAsync(filter, { qos: 1 });
+  }
+
+  /**
+   * Called after every (re)connect once the subscriptions are in place: what was published while
+   * the cloud was away may be lost (a broker restart, a clean session), so listeners re-check.
+   */
+  onSubscribed(listener: () => void): void {
+    this.connectedListeners.push(listener);
   }
 
   onMessage(listener: MqttMessageListener): void {
@@ -132,6 +141,7 @@ export class CloudMqttClient implements OnApplicationBootstrap, BeforeApplicatio
       const filters = [...this.subscriptions];
       const subscribed = () => {
         if (this.embedded.enabled) this.embedded.admitEdgeClients();
+        for (const l of this.connectedListeners) l();
       };
       if (filters.length === 0) subscribed();
       else

@@ -10,10 +10,18 @@ import { VpnService } from './vpn.service';
 import { OperationsRepository } from './operations.repository';
 import { VpnStatusIngest } from './vpn-status.ingest';
 import { VpnStatusStore } from './vpn-status.store';
+import { ConnectionResync } from './connection-resync';
 
 @Module({
   imports: [TypeOrmModule.forFeature([DeviceOperation, DeviceVpnStatus]), DevicesModule, GatewaysModule],
   controllers: [VpnController],
-  providers: [VpnService, VpnCommandService, VpnStatusStore, VpnStatusIngest, OperationsRepository],
+  providers: [
+    VpnService,
+    VpnCommandService,
+    VpnStatusStore,
+    VpnStatusIngest,
+    OperationsRepository,
+    ConnectionResync,
+  ],
 })
 export class VpnModule {}
