@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../apps/api/src/common/free-port';
 
+const START_TIMEOUT_MS = 30_000;
+
 export interface PrivateMosquitto {
   url: string;
   port: number;
@@ -38,6 +40,9 @@ export async function startPrivateMosquitto(): Promise<PrivateMosquitto> {
         'log_type error',
         'log_type warning',
         'log_type notice',
+        // "… running" is an information line: without it the start is never seen.
+        'log_type information',
+        // stderr: unbuffered, so "running" and bind errors are seen at once.
         'log_dest stderr',
         '',
       ].join('\n'),
@@ -45,11 +50,19 @@ export async function startPrivateMosquitto(): Promise<PrivateMosquitto> {
     const child = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
     const output: string[] = [];
     const result = await new Promise<string>((resolve) => {
+      // A busy machine may take seconds; a broker silent for this long will not come up.
+      const timer = setTimeout(
+        () => resolve(`no "running" line after ${START_TIMEOUT_MS} ms:\n${output.join('')}`),
+        START_TIMEOUT_MS,
+      );
+      child.once('exit', () => clearTimeout(timer));
       const onData = (chunk: Buffer) => {
         output.push(chunk.toString());
         const text = output.join('');
-        if (/running/.test(text)) resolve('ok');
-        else if (/Address already in use/.test(text)) resolve('in-use');
+        if (/running/.test(text)) {
+          clearTimeout(timer);
+          resolve('ok');
+        } else if (/Address already in use/.test(text)) resolve('in-use');
       };
       child.stdout.on('data', onData);
       child.stderr.on('data', onData);

@@ -303,21 +303,35 @@ export class DevicesRepository {
   }
 
   /**
-   * One page of the devices in `statuses`, in all accounts, by id after `afterId` (keyset paging):
-   * what the cloud asks for its status after a restart or a broker reconnect.
+   * One page, by id after `afterId` (keyset paging), of the devices in all accounts that a
+   * connection resync asks for their status: every CONNECTED device, and the MISSING or
+   * DISCONNECTED ones whose status changed since `changedSince` (those a broker shutting down
+   * reported gone, which may be back with their BIRTH lost); null: CONNECTED only.
    */
-  pageByConnection(
-    statuses: ConnectionStatus[],
+  pageForResync(
     afterId: string | null,
     limit: number,
-  ): Promise<Array<{ id: string; scopeId: string; account: string; clientId: string }>> {
+    changedSince: Date | null,
+  ): Promise<
+    Array<{
+      id: string;
+      scopeId: string;
+      account: string;
+      clientId: string;
+      connectionStatus: ConnectionStatus;
+    }>
+  > {
     return this.dataSource.query(
-      `SELECT d.id, d.scope_id AS "scopeId", a.name AS account, d.client_id AS "clientId"
+      `SELECT d.id, d.scope_id AS "scopeId", a.name AS account, d.client_id AS "clientId",
+              d.connection_status AS "connectionStatus"
          FROM device d JOIN account a ON a.id = d.scope_id
-        WHERE d.connection_status = ANY($1::text[]) AND ($2::uuid IS NULL OR d.id > $2)
+        WHERE (d.connection_status = 'CONNECTED'
+               OR ($3::timestamptz IS NOT NULL AND d.connection_status IN ('MISSING', 'DISCONNECTED')
+                   AND d.last_event_on >= $3))
+          AND ($1::uuid IS NULL OR d.id > $1)
         ORDER BY d.id
-        LIMIT $3`,
-      [statuses, afterId, limit],
+        LIMIT $2`,
+      [afterId, limit, changedSince],
     );
   }
 

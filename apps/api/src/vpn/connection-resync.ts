@@ -10,6 +10,13 @@ import { VpnStatusStore } from './vpn-status.store';
 
 const PAGE = 500;
 
+/**
+ * How far before the link was lost the resync also asks devices that went MISSING or DISCONNECTED:
+ * a broker that shuts down publishes its clients' wills just before the cloud's own connection
+ * drops, and the cloud's clock may differ from the database's by a little.
+ */
+const LINK_LOSS_LOOKBACK_MS = 30_000;
+
 /** What one resync found; logged at its end and kept for health and tests. */
 export interface ResyncSummary {
   startedOn: Date;
@@ -51,13 +58,21 @@ export class ConnectionResync implements OnModuleInit {
   ) {}
 
   onModuleInit(): void {
-    this.mqtt.onSubscribed(() => {
-      void this.run().catch((err: unknown) => this.logger.error({ err }, 'connection resync failed'));
+    this.mqtt.onSubscribed((linkLostAt) => {
+      const changedSince = linkLostAt && new Date(linkLostAt.getTime() - LINK_LOSS_LOOKBACK_MS);
+      void this.run(changedSince).catch((err: unknown) =>
+        this.logger.error({ err }, 'connection resync failed'),
+      );
     });
   }
 
-  /** Runs one resync (a running one stops); resolves with its summary. */
-  async run(): Promise<ResyncSummary> {
+  /**
+   * Runs one resync (a running one stops); resolves with its summary. With `changedSince`, it also
+   * asks the devices that went MISSING or DISCONNECTED since then: a device the broker reported
+   * gone while going down may be back already, its BIRTH published before the cloud subscribed.
+   * Those are only ever made CONNECTED by an answer, never changed by silence.
+   */
+  async run(changedSince: Date | null = null): Promise<ResyncSummary> {
     const generation = ++this.generation;
     const summary: ResyncSummary = {
       startedOn: new Date(),
@@ -74,7 +89,7 @@ export class ConnectionResync implements OnModuleInit {
     let after: string | null = null;
     let stopped = false;
     while (!stopped) {
-      const page = await retryTransient(() => this.devices.pageByConnection(['CONNECTED'], after, PAGE));
+      const page = await retryTransient(() => this.devices.pageForResync(after, PAGE, changedSince));
       for (const device of page) {
         while (inFlight.size >= concurrency) await Promise.race(inFlight);
         if (generation !== this.generation || !this.mqtt.connected) {
