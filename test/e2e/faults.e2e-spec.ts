@@ -17,6 +17,7 @@ import {
 } from '../support/e2e-fixtures';
 import { startApiProcess, type ApiProcess } from '../support/processes';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
+import { TEST_ADMIN_PASSWORD } from '../support/test-api';
 
 /**
  * The fault suite (docs/reliability.md): agents killed or frozen mid-command, the database's
@@ -156,9 +157,23 @@ describe('fault suite', () => {
         request(api.url).get(`/v1/_/devices/${device.id}`).set(bearer(token)),
         request(api.url).post('/v1/_/devices').set(bearer(token)).send({ clientId: 'refused-1' }),
         request(api.url).get(`/v1/_/devices/${device.id}/vpn`).set(bearer(token)),
-        request(api.url).post('/v1/authentication/user').send({ username: 'admin', password: 'x' }),
+        request(api.url).get(`/v1/_/devices/${device.id}/operations`).set(bearer(token)),
+        request(api.url).get('/v1/_/users').set(bearer(token)),
+        command(device, '_connect'),
+        request(api.url).get('/v1/_/vpn/status').set(bearer(token)),
+        request(api.url).get('/v1/authentication/info').set(bearer(token)),
+        request(api.url)
+          .post('/v1/authentication/user')
+          .send({ username: 'admin', password: TEST_ADMIN_PASSWORD }),
       ];
-      for (const res of await Promise.all(checks)) expectErrorBody(res, 503, 'SERVICE_UNAVAILABLE');
+      for (const res of await Promise.all(checks)) {
+        expect({ route: `${res.req.method} ${res.req.path}`, status: res.status }).toEqual({
+          route: `${res.req.method} ${res.req.path}`,
+          status: 503,
+        });
+        expectErrorBody(res, 503, 'SERVICE_UNAVAILABLE');
+        expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
+      }
       const ready = await request(api.url).get('/health/ready');
       expect(ready.status).toBe(503);
       figure(
