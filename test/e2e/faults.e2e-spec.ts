@@ -152,25 +152,30 @@ describe('fault suite', () => {
     proxy.refuse();
     const refusedAt = Date.now();
     try {
-      const checks = [
-        request(api.url).get('/v1/_/devices').set(bearer(token)),
-        request(api.url).get(`/v1/_/devices/${device.id}`).set(bearer(token)),
-        request(api.url).post('/v1/_/devices').set(bearer(token)).send({ clientId: 'refused-1' }),
-        request(api.url).get(`/v1/_/devices/${device.id}/vpn`).set(bearer(token)),
-        request(api.url).get(`/v1/_/devices/${device.id}/operations`).set(bearer(token)),
-        request(api.url).get('/v1/_/users').set(bearer(token)),
-        command(device, '_connect'),
-        request(api.url).get('/v1/_/vpn/status').set(bearer(token)),
-        request(api.url).get('/v1/authentication/info').set(bearer(token)),
-        request(api.url)
-          .post('/v1/authentication/user')
-          .send({ username: 'admin', password: TEST_ADMIN_PASSWORD }),
+      const checks: Array<[string, PromiseLike<request.Response>]> = [
+        ['list devices', request(api.url).get('/v1/_/devices').set(bearer(token))],
+        ['get device', request(api.url).get(`/v1/_/devices/${device.id}`).set(bearer(token))],
+        [
+          'create device',
+          request(api.url).post('/v1/_/devices').set(bearer(token)).send({ clientId: 'refused-1' }),
+        ],
+        ['VPN status', request(api.url).get(`/v1/_/devices/${device.id}/vpn`).set(bearer(token))],
+        ['operations', request(api.url).get(`/v1/_/devices/${device.id}/operations`).set(bearer(token))],
+        ['users', request(api.url).get('/v1/_/users').set(bearer(token))],
+        ['VPN command', command(device, '_connect')],
+        ['fleet status', request(api.url).get('/v1/_/vpn/status').set(bearer(token))],
+        ['token info', request(api.url).get('/v1/authentication/info').set(bearer(token))],
+        [
+          'login',
+          request(api.url)
+            .post('/v1/authentication/user')
+            .send({ username: 'admin', password: TEST_ADMIN_PASSWORD }),
+        ],
       ];
-      for (const res of await Promise.all(checks)) {
-        expect({ route: `${res.req.method} ${res.req.path}`, status: res.status }).toEqual({
-          route: `${res.req.method} ${res.req.path}`,
-          status: 503,
-        });
+      const answers = await Promise.all(checks.map(async ([what, res]) => [what, await res] as const));
+      for (const [what, res] of answers) {
+        // The route's name in the comparison, so a failure says which one answered what.
+        expect({ what, status: res.status }).toEqual({ what, status: 503 });
         expectErrorBody(res, 503, 'SERVICE_UNAVAILABLE');
         expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
       }
