@@ -50,7 +50,7 @@ async function retryOnPortTaken(attempt) {
  * "listening" line is not printed, so the ports are picked here (and the start retried if one
  * was taken meanwhile).
  */
-function startApi(ctx, { name = 'api', mqttUrl, cpuProfDir } = {}) {
+function startApi(ctx, { name = 'api', mqttUrl, cpuProfDir, logLevel } = {}) {
   return retryOnPortTaken(async () => {
     const port = await freePort();
     const mqttPort = await freePort();
@@ -63,7 +63,7 @@ function startApi(ctx, { name = 'api', mqttUrl, cpuProfDir } = {}) {
       DATA_DIR: ctx.dataDir,
       DATABASE_URL: ctx.db.url,
       DATABASE_POOL_SIZE: String(ctx.opts.poolSize),
-      LOG_LEVEL: process.env.BENCH_API_LOG_LEVEL ?? 'warn',
+      LOG_LEVEL: logLevel ?? process.env.BENCH_API_LOG_LEVEL ?? 'warn',
       ADMIN_PASSWORD: ctx.adminPassword,
       JWT_SECRET: ctx.jwtSecret,
       MQTT_CLIENT_ID: clientId,

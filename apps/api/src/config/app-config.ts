@@ -47,6 +47,8 @@ export interface AppConfig {
   instanceHeartbeatMs: number;
   /** How long a lease lasts unrenewed: a dead instance's RUNNING operations are closed after it. */
   instanceLeaseMs: number;
+  /** The status requests of a connection resync (after a start or a broker reconnect). */
+  resync: { concurrency: number; timeoutMs: number };
   dataDir: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   jwtSecret: string;
@@ -335,6 +337,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
     mqttSharedGroup: sharedGroup,
     instanceHeartbeatMs,
     instanceLeaseMs,
+    resync: {
+      concurrency: int(env, 'RESYNC_CONCURRENCY', 200, 1, 10_000),
+      timeoutMs: int(env, 'RESYNC_TIMEOUT_MS', 10_000, 100, 600_000),
+    },
     dataDir: resolve(str(env, 'DATA_DIR') ?? './.data'),
     logLevel,
     jwtSecret: jwtSecretRaw ?? '',

@@ -16,6 +16,6 @@ import { InstancesModule } from '../instances/instances.module';
   imports: [TypeOrmModule.forFeature([Device, DeviceEvent]), GatewaysModule, AccountsModule, InstancesModule],
   controllers: [DevicesController],
   providers: [DevicesService, DevicesRepository, TunnelAddressPool, DeviceBrokerAuth, DeviceLifecycleHandler],
-  exports: [DevicesService, DevicesRepository],
+  exports: [DevicesService, DevicesRepository, DeviceLifecycleHandler],
 })
 export class DevicesModule {}

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { BirthCertificate } from '@app/protocol';
 import { Device } from './device.entity';
-import { DevicesRepository } from './devices.repository';
+import { DevicesRepository, type InferredConnection } from './devices.repository';
 import { toDeviceDto } from './dto/device.dto';
 import { toListResult } from '../common/list';
 import { createRepositoryDb, suffix, type RepositoryDb } from '../../../../test/support/repository-db';
@@ -193,6 +193,77 @@ describe('DevicesRepository', () => {
       } as const;
       expect(await repo.applyLifecycle(a.name, 'nobody', none)).toBeNull();
       expect(await repo.applyLifecycle('no-such-account', device.clientId, none)).toBeNull();
+    });
+  });
+
+  describe('connection truth', () => {
+    const set = (id: string, status: string, lastEventOn: string) =>
+      db.ds.query('UPDATE device SET connection_status = $2, last_event_on = $3 WHERE id = $1', [
+        id,
+        status,
+        lastEventOn,
+      ]);
+
+    it('should page CONNECTED devices for a resync, and with a changedSince also those gone since then', async () => {
+      const a = await db.account();
+      const connected = await db.device(a);
+      const goneRecently = await db.device(a);
+      const disconnectedRecently = await db.device(a);
+      const goneLongAgo = await db.device(a);
+      const never = await db.device(a);
+      await set(connected.id, 'CONNECTED', '2026-01-01T00:00:00Z');
+      await set(goneRecently.id, 'MISSING', '2026-06-01T00:00:10Z');
+      await set(disconnectedRecently.id, 'DISCONNECTED', '2026-06-01T00:00:20Z');
+      await set(goneLongAgo.id, 'MISSING', '2026-05-01T00:00:00Z');
+      const ours = new Set(
+        [connected, goneRecently, disconnectedRecently, goneLongAgo, never].map((d) => d.id),
+      );
+      const all = async (changedSince: Date | null) => {
+        const seen: string[] = [];
+        let after: string | null = null;
+        for (;;) {
+          // A page of 2: the keyset paging is exercised across pages.
+          const page = await repo.pageForResync(after, 2, changedSince);
+          seen.push(...page.filter((d) => ours.has(d.id)).map((d) => d.id));
+          if (page.length < 2) return seen.sort();
+          after = page[page.length - 1].id;
+        }
+      };
+      expect(await all(null)).toEqual([connected.id]);
+      expect(await all(new Date('2026-06-01T00:00:00Z'))).toEqual(
+        [connected.id, goneRecently.id, disconnectedRecently.id].sort(),
+      );
+    });
+
+    it('should infer a change only from the allowed statuses and only for a device silent since the given time', async () => {
+      const a = await db.account();
+      const device = await db.device(a);
+      const missing: InferredConnection = {
+        connectionStatus: 'MISSING',
+        from: ['CONNECTED'],
+        eventType: 'LWT',
+        inferredFrom: 'no answer to the status request',
+      };
+      // NEVER_CONNECTED is not a status MISSING may come from.
+      expect(await repo.inferConnection(a.name, device.clientId, missing)).toBeNull();
+      await set(device.id, 'CONNECTED', '2026-06-01T00:00:10Z');
+      // A lifecycle message after the resync began: not silent.
+      expect(
+        await repo.inferConnection(a.name, device.clientId, {
+          ...missing,
+          silentSince: new Date('2026-06-01T00:00:00Z'),
+        }),
+      ).toBeNull();
+      expect(
+        await repo.inferConnection(a.name, device.clientId, {
+          ...missing,
+          silentSince: new Date('2026-06-01T00:00:20Z'),
+        }),
+      ).toEqual({ id: device.id, scopeId: a.id });
+      expect(await repo.findOne(a.id, device.id)).toMatchObject({ connectionStatus: 'MISSING' });
+      expect(await events(device.id)).toEqual([
+        { type: 'LWT', details: { inferredFrom: 'no answer to the status request' } },
+      ]);
     });
   });
 

@@ -40,6 +40,22 @@ export interface LifecycleUpdate {
   onlyFrom?: ConnectionStatus;
 }
 
+/**
+ * A connection status learnt without a lifecycle message: any message of a device proves it is
+ * CONNECTED, a closed connection without a will means DISCONNECTED, and no answer to the status
+ * request after a restart (and nothing else heard since `silentSince`) means MISSING.
+ */
+export interface InferredConnection {
+  connectionStatus: ConnectionStatus;
+  /** Only a device whose stored status is one of these changes. */
+  from: ConnectionStatus[];
+  /** The lifecycle event it stands for (fleet streams and webhooks read connection changes from these). */
+  eventType: 'BIRTH' | 'DC' | 'LWT';
+  inferredFrom: string;
+  /** Only a device with no lifecycle event since then changes. */
+  silentSince?: Date;
+}
+
 /** A device's current connection and VPN state, as a fleet event stream's reset sends it. */
 export interface DeviceState {
   deviceId: string;
@@ -326,6 +342,82 @@ export class DevicesRepository {
     );
     const row = rows[0];
     return row ? { id: row.id, scopeId: row.scope_id, tunnelIp: row.tunnel_ip } : null;
+  }
+
+  /**
+   * Sets the connection status of device (account name, clientId) from something other than a
+   * lifecycle message, only when its stored status is one of `from`, and records the change as the
+   * lifecycle event it stands for (`details.inferredFrom` says why); null when nothing changed.
+   * One statement, so a status already right costs no write.
+   */
+  async inferConnection(
+    account: string,
+    clientId: string,
+    change: InferredConnection,
+  ): Promise<{ id: string; scopeId: string } | null> {
+    const rows: Array<{ id: string; scope_id: string }> = await this.dataSource.query(
+      `WITH d AS (
+         UPDATE device d SET connection_status = $3, last_event_on = now()
+           FROM account a
+          WHERE a.id = d.scope_id AND a.name = $1 AND d.client_id = $2
+            AND d.connection_status = ANY($4::text[])
+            AND ($5::timestamptz IS NULL OR d.last_event_on IS NULL OR d.last_event_on < $5)
+          RETURNING d.id, d.scope_id),
+       ev AS (
+         INSERT INTO device_event (scope_id, device_id, type, sent_on, details)
+         SELECT scope_id, id, $6, NULL, jsonb_build_object('inferredFrom', $7::text) FROM d)
+       SELECT id, scope_id FROM d`,
+      [
+        account,
+        clientId,
+        change.connectionStatus,
+        change.from,
+        change.silentSince ?? null,
+        change.eventType,
+        change.inferredFrom,
+      ],
+    );
+    const row = rows[0];
+    return row ? { id: row.id, scopeId: row.scope_id } : null;
+  }
+
+  /** The database's clock (lifecycle times are written with it). */
+  async databaseNow(): Promise<Date> {
+    const rows: Array<{ now: Date }> = await this.dataSource.query('SELECT now() AS now');
+    return rows[0].now;
+  }
+
+  /**
+   * One page, by id after `afterId` (keyset paging), of the devices in all accounts that a
+   * connection resync asks for their status: every CONNECTED device, and the MISSING or
+   * DISCONNECTED ones whose status changed since `changedSince` (those a broker shutting down
+   * reported gone, which may be back with their BIRTH lost); null: CONNECTED only.
+   */
+  pageForResync(
+    afterId: string | null,
+    limit: number,
+    changedSince: Date | null,
+  ): Promise<
+    Array<{
+      id: string;
+      scopeId: string;
+      account: string;
+      clientId: string;
+      connectionStatus: ConnectionStatus;
+    }>
+  > {
+    return this.dataSource.query(
+      `SELECT d.id, d.scope_id AS "scopeId", a.name AS account, d.client_id AS "clientId",
+              d.connection_status AS "connectionStatus"
+         FROM device d JOIN account a ON a.id = d.scope_id
+        WHERE (d.connection_status = 'CONNECTED'
+               OR ($3::timestamptz IS NOT NULL AND d.connection_status IN ('MISSING', 'DISCONNECTED')
+                   AND d.last_event_on >= $3))
+          AND ($1::uuid IS NULL OR d.id > $1)
+        ORDER BY d.id
+        LIMIT $2`,
+      [afterId, limit, changedSince],
+    );
   }
 
   /** Every device of the subtree below `scopePath` with its current connection and VPN state. */

@@ -24,6 +24,10 @@ export class CloudMqttClient implements OnApplicationBootstrap, BeforeApplicatio
   private client?: MqttClient;
   private readonly subscriptions = new Set<string>();
   private readonly listeners: MqttMessageListener[] = [];
+  private readonly connectedListeners: Array<(linkLostAt: Date | null) => void> = [];
+  /** When the last working connection was lost; null before the first connect of this process. */
+  private linkLostAt: Date | null = null;
+  private linkUp = false;
   /** Settled by the first CONNACK: resolved when accepted, rejected when the broker refuses the cloud. */
   private firstConnect?: Promise<void>;
 
@@ -54,6 +58,15 @@ export class CloudMqttClient implements OnApplicationBootstrap, BeforeApplicatio
   async unsubscribe(filter: string): Promise<void> {
     this.subscriptions.delete(filter);
     if (this.client?.connected) await this.client.unsubscribeAsync(filter);
+  }
+
+  /**
+   * Called after every (re)connect once the subscriptions are in place: what was published while
+   * the cloud was away may be lost (a broker restart, a clean session), so listeners re-check.
+   * `linkLostAt` is when this process lost its previous connection (null on its first connect).
+   */
+  onSubscribed(listener: (linkLostAt: Date | null) => void): void {
+    this.connectedListeners.push(listener);
   }
 
   onMessage(listener: MqttMessageListener): void {
@@ -132,12 +145,15 @@ export class CloudMqttClient implements OnApplicationBootstrap, BeforeApplicatio
     // Observed by whenConnected; a refusal is also logged by the error handler below.
     this.firstConnect.catch(() => undefined);
     client.on('connect', (connack) => {
+      this.linkUp = true;
       this.logger.log(
         `connected to ${this.redactedUrl()} as ${this.clientId} (session present: ${connack.sessionPresent})`,
       );
       const filters = [...this.subscriptions];
+      const linkLostAt = this.linkLostAt;
       const subscribed = () => {
         if (this.embedded.enabled) this.embedded.admitEdgeClients();
+        for (const l of this.connectedListeners) l(linkLostAt);
       };
       if (filters.length === 0) subscribed();
       else
@@ -157,6 +173,11 @@ export class CloudMqttClient implements OnApplicationBootstrap, BeforeApplicatio
     });
     client.on('error', (err) => this.logger.warn(`MQTT error: ${err.message}`));
     client.on('offline', () => this.logger.warn('MQTT client offline; reconnecting'));
+    // The first close after a connect: later failed attempts do not move it.
+    client.on('close', () => {
+      if (this.linkUp) this.linkLostAt = new Date();
+      this.linkUp = false;
+    });
     await new Promise<void>((resolve) => {
       // Start-up does not wait forever for a broker that is down: the client keeps retrying
       // and /health/ready reports it until it is back.

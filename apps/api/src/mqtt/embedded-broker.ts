@@ -25,6 +25,9 @@ function authError(message: string, returnCode: AuthenticateError['returnCode'])
 /** The largest packet the cloud's own client may publish (gateway peer syncs). */
 const CLOUD_MAX_PACKET_BYTES = 64 * 1024 * 1024;
 
+/** How long a clean DISCONNECT waits for the device's DC message before it counts as one. */
+const CLEAN_DISCONNECT_GRACE_MS = 1000;
+
 /** A device answers as the VPN client application, a gateway as the gateway application. */
 const appOf = (id: EdgeIdentity) => (id.kind === 'gateway' ? GATEWAY_APP_ID : VPN_APP_ID);
 
@@ -45,6 +48,9 @@ export class EmbeddedBroker implements OnModuleInit, OnApplicationShutdown {
   /** Each accepted socket's packet guard and its place among the unauthenticated connections. */
   private readonly admitted = new WeakMap<object, { guard: PacketLengthGuard; release: () => void }>();
   private readonly refusals = new DeviceMessageLog(this.logger);
+  /** Clients that set a will at CONNECT: closing without DISCONNECT publishes it. */
+  private readonly withWill = new WeakSet<Client>();
+  private readonly closedListeners: Array<(identity: EdgeIdentity) => void> = [];
   /** The internal credential of this process's own cloud client. */
   readonly cloudPassword = randomBytes(24).toString('base64url');
   port = 0;
@@ -125,12 +131,26 @@ export class EmbeddedBroker implements OnModuleInit, OnApplicationShutdown {
       const set = this.edgeClients.get(identityId(id));
       set?.delete(client);
       if (set?.size === 0) this.edgeClients.delete(identityId(id));
+      // Still online through another connection (a session takeover): nothing changed.
+      if (this.edgeClients.has(identityId(id))) return;
+      // Set only by a DISCONNECT packet, which also suppresses the will.
+      const clean = (client as Client & { _disconnected?: boolean })._disconnected === true;
+      if (!clean && this.withWill.has(client)) return; // its LWT says MISSING
+      // A clean DISCONNECT normally follows the device's DC message, which is on its way to the
+      // cloud's client: give it a moment to arrive, so one disconnect is recorded once.
+      const notify = () => {
+        if (this.edgeClients.has(identityId(id))) return;
+        for (const l of this.closedListeners) l(id);
+      };
+      if (clean) setTimeout(notify, CLEAN_DISCONNECT_GRACE_MS).unref();
+      else notify();
     });
     broker.on('clientError', (client, err) =>
       this.logger.debug(`client ${client?.id} error: ${err.message}`),
     );
     this.broker = broker;
     broker.on('client', (client) => {
+      if ((client as Client & { will?: unknown }).will) this.withWill.add(client);
       // Authenticated: the full packet limit applies, and the address's place is freed.
       const admitted = this.admitted.get(client.conn);
       if (admitted) {
@@ -215,6 +235,14 @@ export class EmbeddedBroker implements OnModuleInit, OnApplicationShutdown {
     if (holder && (holder.kind === 'cloud' || identityId(holder) !== identityId(identity))) return null;
     if (client.id === this.config.mqttClientId) return null;
     return identity;
+  }
+
+  /**
+   * Called when the last connection of a device or gateway closes without a will being published
+   * (it set none, or a clean DISCONNECT suppressed it): nothing else would tell the cloud.
+   */
+  onEdgeClosed(listener: (identity: EdgeIdentity) => void): void {
+    this.closedListeners.push(listener);
   }
 
   /**

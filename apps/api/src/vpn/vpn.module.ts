@@ -12,6 +12,7 @@ import { OperationsRepository } from './operations.repository';
 import { OperationsReaper } from './operations-reaper';
 import { VpnStatusIngest } from './vpn-status.ingest';
 import { VpnStatusStore } from './vpn-status.store';
+import { ConnectionResync } from './connection-resync';
 
 @Module({
   imports: [
@@ -28,6 +29,7 @@ import { VpnStatusStore } from './vpn-status.store';
     VpnStatusIngest,
     OperationsRepository,
     OperationsReaper,
+    ConnectionResync,
   ],
 })
 export class VpnModule {}
