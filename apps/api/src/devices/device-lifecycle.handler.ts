@@ -49,6 +49,12 @@ export class DeviceLifecycleHandler implements OnModuleInit {
   private readonly queue = new KeyedSerialQueue();
   private readonly badMessages = new DeviceMessageLog(this.logger);
   /**
+   * Whether this process applies lifecycle messages: always with one instance; with
+   * MQTT_SHARED_GROUP only while it is the leader (docs/scale-out.md).
+   */
+  ownsLifecycle: boolean;
+
+  /**
    * Devices (`account/clientId`) this instance knows to be stored as CONNECTED: a message from one
    * of them costs no database work. Filled by BIRTH and by a proof of presence, emptied by DC, LWT
    * and a closed connection; empty after a start, so each device's first message checks once.
@@ -65,6 +71,7 @@ export class DeviceLifecycleHandler implements OnModuleInit {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     broker: EmbeddedBroker,
   ) {
+    this.ownsLifecycle = !config.mqttSharedGroup;
     broker.onEdgeClosed((identity) => {
       if (identity.kind === 'device') this.linkClosed(identity.account, identity.clientId);
     });
@@ -85,9 +92,10 @@ export class DeviceLifecycleHandler implements OnModuleInit {
     // (`$share/g/$EDC/…`), so instead of a share group, the leader alone takes the lifecycle
     // topics (docs/scale-out.md).
     if (this.config.mqttSharedGroup)
-      this.lease.onLeadership((leader) =>
-        leader ? this.mqtt.subscribe(filter) : this.mqtt.unsubscribe(filter),
-      );
+      this.lease.onLeadership((leader) => {
+        this.ownsLifecycle = leader;
+        return leader ? this.mqtt.subscribe(filter) : this.mqtt.unsubscribe(filter);
+      });
     else await this.mqtt.subscribe(filter);
     this.connectionEvents.onSessionCut('device', (cut) => this.sessionCut(cut.account, cut.clientId));
   }
@@ -108,6 +116,9 @@ export class DeviceLifecycleHandler implements OnModuleInit {
    * instance already knows it so; otherwise one conditional update (no write when already CONNECTED).
    */
   presenceProven(account: string, clientId: string, inferredFrom: string): void {
+    // Connection state has one writer: with several replicas, the leader, which also receives every
+    // BIRTH/DC/LWT. A report on another replica must not infer a BIRTH the leader then records again.
+    if (!this.ownsLifecycle) return;
     const key = `${account}/${clientId}`;
     if (this.knownConnected.has(key)) return;
     this.knownConnected.add(key);
