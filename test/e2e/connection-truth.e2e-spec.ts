@@ -15,7 +15,7 @@ import { eventually, holds } from '../support/eventually';
 import { createTenant } from '../support/factories';
 import { bearer, expectError, login } from '../support/http';
 import { ProcessGroup, startDeviceAgent } from '../support/processes';
-import { startPrivateMosquitto, type PrivateMosquitto } from '../support/mosquitto-private';
+import { startPrivateMosquitto, type PrivateMosquitto } from '../support/mosquitto';
 import { startApiProcess, startFleetProcess, type ApiProcess } from '../support/processes';
 
 /** The agents' MQTT keepalive in these tests: the bound every convergence is held to is 1.5 × it. */

@@ -15,7 +15,7 @@ import {
   VPN_APP_ID,
   type VpnStatusReport,
 } from '@app/protocol';
-import { startMosquittoOpen, type MosquittoOpen } from '../support/mosquitto-dynsec';
+import { startPrivateMosquitto, type PrivateMosquitto } from '../support/mosquitto';
 import { bearer, login } from '../support/http';
 import { createTenant } from '../support/factories';
 import {
@@ -40,7 +40,7 @@ const CONNECT_DELAY_MS = 400;
  */
 describe('several API replicas on one broker and one database', () => {
   const procs = new ProcessGroup();
-  let broker: MosquittoOpen;
+  let broker: PrivateMosquitto;
   let a: ApiProcess;
   let b: ApiProcess;
   let token: string;
@@ -72,7 +72,7 @@ describe('several API replicas on one broker and one database', () => {
     published.filter((p) => p.clientId === clientId).at(-1)?.report;
 
   beforeAll(async () => {
-    broker = await startMosquittoOpen();
+    broker = await startPrivateMosquitto();
     const shared = {
       MQTT_URL: broker.url,
       MQTT_BROKER_KIND: 'external-open',
@@ -141,7 +141,7 @@ describe('several API replicas on one broker and one database', () => {
     await db?.end();
     // Agents first; the survivor stops before the database both share is dropped.
     await procs.stopAll();
-    await broker?.stop();
+    await broker?.destroy();
     if (credentialsDir) rmSync(credentialsDir, { recursive: true, force: true });
   });
 
