@@ -6,6 +6,7 @@ import { AppError } from '../common/app-error';
 import { isUniqueViolation } from '../common/db-errors';
 import { updateWithOptlock } from '../common/optlock';
 import { Device, type ConnectionStatus, type DeviceStatus } from './device.entity';
+import { jsonTime } from '../database/sql-json';
 
 /** The fields of a new device; the caller has allocated its tunnel address. */
 export interface NewDevice {
@@ -68,9 +69,6 @@ export interface DeviceState {
   statusCode: string;
 }
 
-/** A timestamptz as JSON, exactly as `JSON.stringify(date)` writes it (UTC, milliseconds, `Z`). */
-const jsonTime = (col: string) =>
-  `coalesce('"' || to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') || '"', 'null')`;
 /** A nullable text (or inet) column as JSON: `to_json` escapes as JSON.stringify does. */
 const jsonText = (col: string) => `coalesce(to_json(${col})::text, 'null')`;
 /** A nullable uuid column as JSON. */

@@ -4,7 +4,7 @@ import { AppError } from '../common/app-error';
 import type { Principal } from '../auth/principal';
 import { TokenService } from '../auth/token.service';
 import { digest, generateSecret } from '../common/secrets';
-import { DevicesRepository } from '../devices/devices.repository';
+import { DevicesRepository, type DeviceState } from '../devices/devices.repository';
 import { EventFeedRepository } from './event-feed.repository';
 import { EventStreamTicketsRepository } from './event-stream-tickets.repository';
 import { EventStreamHub, StreamClient } from './event-stream.hub';
@@ -15,18 +15,6 @@ export const TICKET_TTL_MS = 60_000;
 const RETRY_MS = 2000;
 const EVENT_ID = /^\d{1,19}$/;
 const MAX_EVENT_ID = 2n ** 63n - 1n;
-
-/** The full state sent with `event: reset`, one entry per device of the subtree. */
-export interface DeviceStateDto {
-  deviceId: string;
-  clientId: string;
-  scopeId: string;
-  deviceConnection: string;
-  connected: boolean;
-  ipAddress: string;
-  status: string;
-  statusCode: string;
-}
 
 /**
  * Opens fleet event streams (docs/events.md): works out where a stream starts (now, after a
@@ -61,7 +49,7 @@ export class EventStreamService {
     lastEventId: bigint | null,
   ): Promise<void> {
     let start: bigint;
-    let reset: { reason: 'pruned' | 'unknown'; devices: DeviceStateDto[] } | null = null;
+    let reset: { reason: 'pruned' | 'unknown'; devices: DeviceState[] } | null = null;
     if (lastEventId === null) {
       start = await this.hub.now();
     } else {

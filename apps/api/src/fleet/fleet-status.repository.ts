@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { DISCONNECTED_IP, StatusCodes } from '@app/protocol';
+import { jsonTime } from '../database/sql-json';
 
 /** The devices a fleet read covers: one account, or an account and its whole subtree. */
 export interface FleetScope {
@@ -58,10 +59,6 @@ const COLUMNS = `d.id, d.client_id, d.display_name, d.scope_id, d.connection_sta
   v.connected, CASE WHEN v.connected THEN s.ip_address ELSE '${DISCONNECTED_IP}' END AS ip_address,
   v.status, v.status_code, s.reported_on,
   p.gateway_id, a.vpn_subnet, p.last_handshake_on, p.rx_bytes, p.tx_bytes`;
-
-/** A timestamptz as JSON, exactly as `JSON.stringify(date)` writes it (UTC, milliseconds, `Z`). */
-const jsonTime = (col: string) =>
-  `coalesce('"' || to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') || '"', 'null')`;
 
 /**
  * One item of the page as JSON text, from a row of COLUMNS (`r`): the keys in the order and the
