@@ -26,9 +26,9 @@ export class FirstStartService implements OnApplicationBootstrap {
 
   async onApplicationBootstrap(): Promise<void> {
     let generated: string | undefined;
-    await this.dataSource.transaction(async (em) => {
+    const created = await this.dataSource.transaction(async (em) => {
       await this.subnets.lock(em);
-      if ((await em.getRepository(Account).count()) > 0) return;
+      if ((await em.getRepository(Account).count()) > 0) return false;
       const id = randomUUID();
       await em.getRepository(Account).insert({
         id,
@@ -52,8 +52,10 @@ export class FirstStartService implements OnApplicationBootstrap {
       this.logger.log(
         `created root account "${this.config.rootAccountName}" and admin user "${this.config.adminUsername}"`,
       );
+      return true;
     });
-    await checkAdminPassword(this.users, this.config, this.logger);
+    // An admin created just now has ADMIN_PASSWORD (or a generated one): nothing to compare.
+    if (!created) await checkAdminPassword(this.users, this.config, this.logger);
     if (generated) {
       // Printed once, on the first start only: it is not stored anywhere in clear.
       const rule = `  ${'='.repeat(72)}\n`;
