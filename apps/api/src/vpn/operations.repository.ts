@@ -5,6 +5,7 @@ import type { VpnCommand } from '@app/protocol';
 import { DeviceOperation, type OperationStatus } from './device-operation.entity';
 import { isTransientDbError, retryTransient } from '../common/transient-retry';
 import { AppMetrics } from '../metrics/app-metrics';
+import { preparedQuery } from '../database/prepared-query';
 
 /** What a command needs to know about its device, read in the same round trip that records it. */
 export interface CommandTarget {
@@ -117,7 +118,9 @@ export class OperationsRepository {
     /** The lease id of the API instance that runs it. */
     instanceId: string;
   }): Promise<StartResult> {
-    const rows: StartRow[] = await this.dataSource.query(
+    const rows = await preparedQuery<StartRow>(
+      this.dataSource,
+      'operation_start',
       `WITH dev AS (
          SELECT d.id, d.scope_id, d.client_id, host(d.tunnel_ip) AS tunnel_ip, d.status, d.connection_status,
                 d.vpn_public_key, a.name AS account_name, a.vpn_subnet::text AS vpn_subnet
@@ -192,7 +195,9 @@ export class OperationsRepository {
     // The command's verb comes back with the update, for the metrics (vpn_commands_total).
     const write = (message: string | null): Promise<Array<{ command: string }>> =>
       retryTransient(() =>
-        this.dataSource.query(
+        preparedQuery<{ command: string }>(
+          this.dataSource,
+          'operation_finish',
           `WITH u AS (
              UPDATE device_operation
                 SET status = $2, response_code = $3, error_message = $4, ended_on = now(), duration_ms = $5

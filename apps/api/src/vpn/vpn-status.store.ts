@@ -188,7 +188,7 @@ export class VpnStatusStore {
     }
     const stored: StoredVpnStatus[] = [];
     for (const round of rounds) {
-      const rows: Row[] = await this.dataSource.query(APPLY_SQL, [
+      const rows = await preparedQuery<Row>(this.dataSource, 'vpn_status_apply', APPLY_SQL, [
         round.map((u) => u.account),
         round.map((u) => u.clientId),
         round.map((u) => u.report.connected),
