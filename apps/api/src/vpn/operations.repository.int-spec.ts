@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { DISCONNECTED_IP, type VpnStatusReport } from '@app/protocol';
 import { AppMetrics } from '../metrics/app-metrics';
 import { DeviceOperation } from './device-operation.entity';
 import { OperationsRepository } from './operations.repository';
@@ -128,6 +129,115 @@ describe('OperationsRepository', () => {
       expect(op).toMatchObject({ status: 'FAILED', responseCode: 500, durationMs: 40 });
       expect(op?.errorMessage).toHaveLength(1024);
       expect(op?.endedOn).toBeInstanceOf(Date);
+    });
+
+    const report = (seq: number, connected: boolean): VpnStatusReport => ({
+      connected,
+      ipAddress: connected ? '100.64.0.9' : DISCONNECTED_IP,
+      status: connected ? 'connected' : 'idle',
+      statusCode: connected ? '004' : '001',
+      bootId: 'boot-1',
+      seq,
+    });
+    const storedStatus = async (deviceId: string) =>
+      (
+        await db.ds.query(
+          `SELECT connected, status, seq::int AS seq FROM device_vpn_status WHERE device_id = $1`,
+          [deviceId],
+        )
+      )[0] ?? null;
+    const statusEvents = async (deviceId: string): Promise<number> =>
+      (
+        await db.ds.query(
+          `SELECT count(*)::int AS n FROM device_event WHERE device_id = $1 AND type = 'VPN_STATUS'`,
+          [deviceId],
+        )
+      )[0].n;
+
+    it('should store the outcome and the status the device reported in the same statement', async () => {
+      const { account, device } = await connectedDevice();
+      const id = ((await repo.start(command(account.id, device.id))) as { operationId: string }).operationId;
+      const stored = await repo.finish(
+        id,
+        { status: 'COMPLETED', responseCode: 200, errorMessage: null, durationMs: 7 },
+        { account: account.name, clientId: device.clientId, report: report(3, true), sentOn: null },
+      );
+      expect(stored).toMatchObject({
+        deviceId: device.id,
+        scopeId: account.id,
+        connected: true,
+        status: 'connected',
+      });
+      expect(stored?.reportedOn).toBeInstanceOf(Date);
+      expect(await repo.findOne(account.id, device.id, id)).toMatchObject({
+        status: 'COMPLETED',
+        responseCode: 200,
+        durationMs: 7,
+      });
+      expect(await storedStatus(device.id)).toEqual({ connected: true, status: 'connected', seq: 3 });
+      expect(await statusEvents(device.id)).toBe(1);
+    });
+
+    it('should write the outcome but keep the stored status when the reported one is older', async () => {
+      const { account, device } = await connectedDevice();
+      const status = { account: account.name, clientId: device.clientId, sentOn: null };
+      const first = ((await repo.start(command(account.id, device.id))) as { operationId: string })
+        .operationId;
+      await repo.finish(
+        first,
+        { status: 'COMPLETED', responseCode: 200, errorMessage: null, durationMs: 1 },
+        { ...status, report: report(5, true) },
+      );
+      const second = ((await repo.start(command(account.id, device.id))) as { operationId: string })
+        .operationId;
+      const stored = await repo.finish(
+        second,
+        { status: 'COMPLETED', responseCode: 200, errorMessage: null, durationMs: 1 },
+        { ...status, report: report(4, false) },
+      );
+      expect(stored).toBeNull();
+      expect(await repo.findOne(account.id, device.id, second)).toMatchObject({ status: 'COMPLETED' });
+      expect(await storedStatus(device.id)).toEqual({ connected: true, status: 'connected', seq: 5 });
+      expect(await statusEvents(device.id)).toBe(1);
+    });
+
+    it('should close the operation and store the status when the device message cannot be stored', async () => {
+      const { account, device } = await connectedDevice();
+      const id = ((await repo.start(command(account.id, device.id))) as { operationId: string }).operationId;
+      // Postgres text cannot hold NUL: the first write fails, the second stores the outcome without it.
+      const stored = await repo.finish(
+        id,
+        { status: 'FAILED', responseCode: 500, errorMessage: 'bad\u0000message', durationMs: 2 },
+        { account: account.name, clientId: device.clientId, report: report(1, false), sentOn: null },
+      );
+      expect(stored).toMatchObject({ connected: false, status: 'idle' });
+      expect(await repo.findOne(account.id, device.id, id)).toMatchObject({
+        status: 'FAILED',
+        errorMessage: '(the device message could not be stored)',
+      });
+      expect(await storedStatus(device.id)).toEqual({ connected: false, status: 'idle', seq: 1 });
+    });
+
+    it('should still close the operation when the database refuses the reported status', async () => {
+      const { account, device } = await connectedDevice();
+      const id = ((await repo.start(command(account.id, device.id))) as { operationId: string }).operationId;
+      // status_code is varchar(3): this report cannot be stored, the outcome still is.
+      const stored = await repo.finish(
+        id,
+        { status: 'COMPLETED', responseCode: 200, errorMessage: null, durationMs: 2 },
+        {
+          account: account.name,
+          clientId: device.clientId,
+          report: { ...report(1, true), statusCode: '00004' },
+          sentOn: null,
+        },
+      );
+      expect(stored).toBeNull();
+      expect(await repo.findOne(account.id, device.id, id)).toMatchObject({
+        status: 'COMPLETED',
+        errorMessage: null,
+      });
+      expect(await storedStatus(device.id)).toBeNull();
     });
   });
 

@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { DataSource, type EntityManager, Repository } from 'typeorm';
 import type { VpnCommand } from '@app/protocol';
@@ -6,6 +6,15 @@ import { DeviceOperation, type OperationStatus } from './device-operation.entity
 import { isTransientDbError, retryTransient } from '../common/transient-retry';
 import { AppMetrics } from '../metrics/app-metrics';
 import { preparedQuery } from '../database/prepared-query';
+import {
+  APPLY_STATUS_CTES,
+  applyParams,
+  STORED_STATUS_COLUMNS,
+  toStored,
+  type StoredStatusRow,
+  type StoredVpnStatus,
+  type VpnStatusUpdate,
+} from './vpn-status.store';
 
 /** What a command needs to know about its device, read in the same round trip that records it. */
 export interface CommandTarget {
@@ -39,6 +48,27 @@ interface StartRow {
 }
 
 const MAX_ERROR_MESSAGE = 1024;
+const UNSTORABLE_MESSAGE = '(the device message could not be stored)';
+
+/** $1–$5: the operation id, its final status, response code, error message and duration. */
+const FINISH_SQL = `WITH u AS (
+     UPDATE device_operation
+        SET status = $2, response_code = $3, error_message = $4, ended_on = now(), duration_ms = $5
+      WHERE id = $1
+      RETURNING command)
+   SELECT command FROM u`;
+
+/** The status report ($1–$9, as in the status store) and then the outcome ($10–$14, as in FINISH_SQL). */
+const FINISH_WITH_STATUS_SQL = `WITH ${APPLY_STATUS_CTES},
+   fin AS (
+     UPDATE device_operation
+        SET status = $11, response_code = $12, error_message = $13, ended_on = now(), duration_ms = $14
+      WHERE id = $10
+      RETURNING command)
+   SELECT fin.command, ${STORED_STATUS_COLUMNS}
+     FROM (SELECT 1) one LEFT JOIN fin ON true LEFT JOIN up ON true`;
+
+type FinishRow = { command: string | null } & Partial<StoredStatusRow>;
 
 /** The outcome written on the RUNNING operations of an instance that is gone (docs/scale-out.md). */
 export const INTERRUPTED_RESTART = 'Interrupted: the API instance restarted';
@@ -56,6 +86,7 @@ export const INTERRUPTED_LEASE_EXPIRED = 'Interrupted: its API instance stopped 
  */
 @Injectable()
 export class OperationsRepository {
+  private readonly logger = new Logger('Operations');
   constructor(
     @InjectRepository(DeviceOperation) private readonly operations: Repository<DeviceOperation>,
     private readonly dataSource: DataSource,
@@ -183,6 +214,11 @@ export class OperationsRepository {
     return rows.length > 0;
   }
 
+  /**
+   * Writes the command's outcome on its operation and, when the device's reply carried its status,
+   * applies that status in the same statement (one round trip, one commit; the ordering rule of the
+   * status store holds). Returns the status stored, or null when there was none or it was stale.
+   */
   async finish(
     operationId: string,
     outcome: {
@@ -191,32 +227,46 @@ export class OperationsRepository {
       errorMessage: string | null;
       durationMs: number;
     },
-  ): Promise<void> {
+    reported?: VpnStatusUpdate,
+  ): Promise<StoredVpnStatus | null> {
+    const outcomeParams = (message: string | null) => [
+      operationId,
+      outcome.status,
+      outcome.responseCode,
+      message,
+      outcome.durationMs,
+    ];
     // The command's verb comes back with the update, for the metrics (vpn_commands_total).
-    const write = (message: string | null): Promise<Array<{ command: string }>> =>
+    const write = (message: string | null, status: VpnStatusUpdate | undefined): Promise<FinishRow[]> =>
       retryTransient(() =>
-        preparedQuery<{ command: string }>(
-          this.dataSource,
-          'operation_finish',
-          `WITH u AS (
-             UPDATE device_operation
-                SET status = $2, response_code = $3, error_message = $4, ended_on = now(), duration_ms = $5
-              WHERE id = $1
-              RETURNING command)
-           SELECT command FROM u`,
-          [operationId, outcome.status, outcome.responseCode, message, outcome.durationMs],
-        ),
+        status
+          ? preparedQuery<FinishRow>(
+              this.dataSource,
+              'operation_finish_with_status',
+              FINISH_WITH_STATUS_SQL,
+              [...applyParams([status]), ...outcomeParams(message)],
+            )
+          : preparedQuery<FinishRow>(this.dataSource, 'operation_finish', FINISH_SQL, outcomeParams(message)),
       );
     // A device may answer with any message; the column keeps the first 1024 characters.
     const message = outcome.errorMessage?.slice(0, MAX_ERROR_MESSAGE) ?? null;
-    let rows: Array<{ command: string }>;
-    try {
-      rows = await write(message);
-    } catch (err) {
-      // Whatever the device wrote must never leave its operation RUNNING: store the outcome without it.
-      if (message === null || isTransientDbError(err)) throw err;
-      rows = await write('(the device message could not be stored)');
+    // Whatever the device wrote must never leave its operation RUNNING: when the database refuses
+    // the write, it is tried again without the device's message, then without its status report.
+    const attempts: Array<[string | null, VpnStatusUpdate | undefined]> = [[message, reported]];
+    if (message !== null) attempts.push([UNSTORABLE_MESSAGE, reported]);
+    if (reported) attempts.push([message === null ? null : UNSTORABLE_MESSAGE, undefined]);
+    let rows: FinishRow[] = [];
+    for (let i = 0; i < attempts.length; i++) {
+      try {
+        rows = await write(...attempts[i]);
+        break;
+      } catch (err) {
+        if (i === attempts.length - 1 || isTransientDbError(err)) throw err;
+        this.logger.warn({ err, operationId }, 'the database refused the outcome as the device sent it');
+      }
     }
-    if (rows[0]) this.metrics.commandEnded(rows[0].command, outcome.status, outcome.durationMs);
+    const row = rows[0];
+    if (row?.command) this.metrics.commandEnded(row.command, outcome.status, outcome.durationMs);
+    return row?.device_id ? toStored(row as StoredStatusRow) : null;
   }
 }

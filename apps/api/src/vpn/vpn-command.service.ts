@@ -26,7 +26,7 @@ import { KuraRequestClient, KuraRequestError } from '../mqtt/kura-request.client
 import type { OperationStatus } from './device-operation.entity';
 import { toOperationDto, type DeviceOperationDto, type VpnStatusDto } from './dto/vpn.dto';
 import { toVpnStatusDto } from './vpn-status.view';
-import { VpnStatusStore } from './vpn-status.store';
+import type { VpnStatusUpdate } from './vpn-status.store';
 import { InstanceLease } from '../instances/instance-lease';
 import { INTERRUPTED_STOPPED, OperationsRepository, type CommandTarget } from './operations.repository';
 import { VpnService } from './vpn.service';
@@ -56,7 +56,6 @@ export class VpnCommandService implements OnApplicationBootstrap, BeforeApplicat
 
   constructor(
     private readonly requests: KuraRequestClient,
-    private readonly store: VpnStatusStore,
     private readonly operations: OperationsRepository,
     private readonly devicePeers: DevicePeers,
     private readonly vpn: VpnService,
@@ -204,8 +203,8 @@ export class VpnCommandService implements OnApplicationBootstrap, BeforeApplicat
     deadline: number,
   ): Promise<VpnStatusDto> {
     const started = Date.now();
-    const finish = (o: Outcome) =>
-      this.operations.finish(operationId, { ...o, durationMs: Date.now() - started });
+    const finish = (o: Outcome, reported?: VpnStatusUpdate) =>
+      this.operations.finish(operationId, { ...o, durationMs: Date.now() - started }, reported);
     let reply: CommandReply;
     // Whether this command changed the desired state: a connect refused before that (no gateway,
     // gateway offline) must not cut a tunnel the device already has.
@@ -238,11 +237,13 @@ export class VpnCommandService implements OnApplicationBootstrap, BeforeApplicat
     }
     const failed = reply.code !== ResponseCodes.OK;
     const message = failed ? (reply.exceptionMessage ?? `The device answered with code ${reply.code}`) : null;
-    // The reported status and the operation's outcome are written side by side (two connections).
-    const [stored] = await Promise.all([
-      reply.status ? this.store.apply(target.accountName, target.clientId, reply.status, null) : null,
-      finish({ status: failed ? 'FAILED' : 'COMPLETED', responseCode: reply.code, errorMessage: message }),
-    ]);
+    // The operation's outcome and the status the device reported are written in one statement.
+    const stored = await finish(
+      { status: failed ? 'FAILED' : 'COMPLETED', responseCode: reply.code, errorMessage: message },
+      reply.status
+        ? { account: target.accountName, clientId: target.clientId, report: reply.status, sentOn: null }
+        : undefined,
+    );
     if (target.publicKey && (failed || command === 'disconnect')) {
       await this.devicePeers.detach(target.deviceId, command === 'disconnect' ? deadline : undefined);
     }

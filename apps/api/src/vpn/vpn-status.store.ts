@@ -20,7 +20,7 @@ export interface StoredVpnStatus {
   reportedOn: Date;
 }
 
-interface Row {
+export interface StoredStatusRow {
   device_id: string;
   scope_id: string;
   connected: boolean;
@@ -30,7 +30,7 @@ interface Row {
   reported_on: Date;
 }
 
-const toStored = (r: Row): StoredVpnStatus => ({
+export const toStored = (r: StoredStatusRow): StoredVpnStatus => ({
   deviceId: r.device_id,
   scopeId: r.scope_id,
   connected: r.connected,
@@ -113,11 +113,14 @@ export interface VpnStatusUpdate {
 }
 
 /**
- * The reports, one per device, as arrays unnested into rows; a device matches through its account
- * name and client id (an unknown one simply matches nothing). `prev` is the statement's snapshot
- * of the stored status, which is why a device may appear only once per statement.
+ * The common table expressions that apply reports ($1–$9, see `applyParams`): the reports, one per
+ * device, as arrays unnested into rows; a device matches through its account name and client id
+ * (an unknown one simply matches nothing). `prev` is the statement's snapshot of the stored status,
+ * which is why a device may appear only once per statement. `up` holds the rows stored. Shared
+ * with the statement that closes a command's operation together with the status its device
+ * reported (OperationsRepository.finish).
  */
-const APPLY_SQL = `WITH input AS (
+export const APPLY_STATUS_CTES = `input AS (
      SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::text[], $5::text[], $6::text[], $7::text[],
                           $8::bigint[], $9::timestamptz[])
          AS i(account, client_id, connected, ip_address, status, status_code, boot_id, seq, sent_on)),
@@ -146,8 +149,29 @@ const APPLY_SQL = `WITH input AS (
       WHERE prev.device_id IS NULL OR prev.connected <> up.connected
          OR prev.ip_address <> up.ip_address OR prev.status <> up.status
          -- A new code is a new status too (an error turning into another); the fleet ETag counts on it.
-         OR prev.status_code <> up.status_code)
-   SELECT device_id, scope_id, connected, ip_address, status, status_code, reported_on FROM up`;
+         OR prev.status_code <> up.status_code)`;
+
+/** The columns of a StoredVpnStatus, from the `up` of APPLY_STATUS_CTES. */
+export const STORED_STATUS_COLUMNS =
+  'up.device_id, up.scope_id, up.connected, up.ip_address, up.status, up.status_code, up.reported_on';
+
+const APPLY_SQL = `WITH ${APPLY_STATUS_CTES}
+   SELECT ${STORED_STATUS_COLUMNS} FROM up`;
+
+/** The parameters $1–$9 of APPLY_STATUS_CTES for reports of distinct devices. */
+export function applyParams(updates: readonly VpnStatusUpdate[]): unknown[] {
+  return [
+    updates.map((u) => u.account),
+    updates.map((u) => u.clientId),
+    updates.map((u) => u.report.connected),
+    updates.map((u) => u.report.ipAddress),
+    updates.map((u) => u.report.status),
+    updates.map((u) => u.report.statusCode),
+    updates.map((u) => u.report.bootId),
+    updates.map((u) => u.report.seq),
+    updates.map((u) => u.sentOn),
+  ];
+}
 
 /**
  * The repository of device VPN status: every SQL statement about device_vpn_status. Persists VPN
@@ -188,17 +212,12 @@ export class VpnStatusStore {
     }
     const stored: StoredVpnStatus[] = [];
     for (const round of rounds) {
-      const rows = await preparedQuery<Row>(this.dataSource, 'vpn_status_apply', APPLY_SQL, [
-        round.map((u) => u.account),
-        round.map((u) => u.clientId),
-        round.map((u) => u.report.connected),
-        round.map((u) => u.report.ipAddress),
-        round.map((u) => u.report.status),
-        round.map((u) => u.report.statusCode),
-        round.map((u) => u.report.bootId),
-        round.map((u) => u.report.seq),
-        round.map((u) => u.sentOn),
-      ]);
+      const rows = await preparedQuery<StoredStatusRow>(
+        this.dataSource,
+        'vpn_status_apply',
+        APPLY_SQL,
+        applyParams(round),
+      );
       for (const r of rows) stored.push(toStored(r));
     }
     return stored;
@@ -258,7 +277,7 @@ export class VpnStatusStore {
   }
 
   async get(deviceId: string): Promise<StoredVpnStatus | null> {
-    const rows: Row[] = await this.dataSource.query(
+    const rows: StoredStatusRow[] = await this.dataSource.query(
       `SELECT device_id, scope_id, connected, ip_address, status, status_code, reported_on
          FROM device_vpn_status WHERE device_id = $1`,
       [deviceId],
