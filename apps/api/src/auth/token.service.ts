@@ -24,7 +24,18 @@ interface JwtClaims {
   sId: string;
   jti: string;
   typ: 'user' | 'apikey';
+  exp?: number;
 }
+
+interface VerifiedToken {
+  tokenId: string;
+  subject: TokenSubject;
+  /** The JWT's `exp`, in seconds. */
+  expiresAt: number;
+}
+
+/** How many verified JWTs `verify` remembers (about 1 MiB of tokens). */
+const VERIFIED_TOKENS_KEPT = 4096;
 
 const unauthorized = (details: string) => new AppError('UNAUTHORIZED', 'Authentication required', details);
 
@@ -35,6 +46,9 @@ const unauthorized = (details: string) => new AppError('UNAUTHORIZED', 'Authenti
  */
 @Injectable()
 export class TokenService {
+  /** Tokens whose signature was verified, by the token string (see `verify`). */
+  private readonly verified = new Map<string, VerifiedToken>();
+
   constructor(
     private readonly jwt: JwtService,
     private readonly dataSource: DataSource,
@@ -106,12 +120,30 @@ export class TokenService {
   /**
    * Checks a bearer token's signature and expiry (no database): its id (`jti`) and whom it was
    * issued to. Whether it is still live is the token row's to say (principalOf / principalFromRow).
+   * A token whose signature was verified is remembered with its claims, so the next request with
+   * the same token only checks the expiry: a signature cannot stop being valid, and revocation is
+   * not decided here but by the token row, read on every request.
    */
   async verify(token: string): Promise<{ tokenId: string; subject: TokenSubject }> {
+    const known = this.verified.get(token);
+    if (known) {
+      if (Math.floor(Date.now() / 1000) < known.expiresAt)
+        return { tokenId: known.tokenId, subject: known.subject };
+      this.verified.delete(token);
+      throw unauthorized('The access token has expired');
+    }
     const claims = await this.decode(token, false);
     if (!/^[0-9a-f-]{36}$/i.test(claims.jti)) throw unauthorized('The access token is invalid');
     const subject = claims.typ === 'apikey' ? { apiKeyId: claims.sub } : { userId: claims.sub };
-    return { tokenId: claims.jti, subject };
+    const result = { tokenId: claims.jti, subject };
+    if (typeof claims.exp === 'number') {
+      if (this.verified.size >= VERIFIED_TOKENS_KEPT) {
+        // Forget the oldest (a Map iterates in insertion order).
+        this.verified.delete(this.verified.keys().next().value as string);
+      }
+      this.verified.set(token, { ...result, expiresAt: claims.exp });
+    }
+    return result;
   }
 
   /**
