@@ -1,21 +1,28 @@
 'use strict';
 // The command round trip, shared by the command scenario and the fleet scenarios:
-// POST /v1/_/devices/{id}/vpn/_connect over the connected agents (50 connections), against
-// a raw MQTT.js request/reply ping-pong through the same broker (50 in flight).
+// POST /v1/_/devices/{id}/vpn/_connect, then _disconnect, over the connected agents (50
+// connections), against a raw MQTT.js request/reply ping-pong through the same broker (50 in flight).
 const { httpLoad, mqttPingPong } = require('./stack');
 const { alternate, checkHttp, ratio, latencyPair } = require('./measure');
 
 const CONCURRENCY = 50;
+/** Issue 18's targets: throughput at 50 in flight, latency one at a time. */
+const TARGET_RATE = 1500;
+const TARGET_UNLOADED_P50_MS = 2;
 
 /**
- * concurrency 50 is the scenario of the issue; concurrency 1 measures the unloaded latency, since
- * with 50 commands always in flight p50 ≈ 50 / throughput (Little's law): p50 ≤ 3 ms at 50 in
- * flight would need ~17,000 cmd/s.
+ * concurrency 50 measures throughput; concurrency 1 measures the unloaded latency, since with 50
+ * commands always in flight p50 ≈ 50 / throughput (Little's law).
  */
 async function commandRoundTrip(ctx, { devices, label, ceilingOnly = false, concurrency = CONCURRENCY }) {
   const job = {
     method: 'POST',
-    paths: devices.map((d) => `/v1/_/devices/${d.id}/vpn/_connect?timeout=5000`),
+    // Every device is connected, then every device disconnected: a device's two commands are a
+    // whole cycle of the list apart, so they do not queue behind each other.
+    paths: [
+      ...devices.map((d) => `/v1/_/devices/${d.id}/vpn/_connect?timeout=5000`),
+      ...devices.map((d) => `/v1/_/devices/${d.id}/vpn/_disconnect?timeout=5000`),
+    ],
     headers: { authorization: `Bearer ${ctx.token}` },
     connections: concurrency,
     warmupMs: ctx.opts.warmupMs,
@@ -42,6 +49,7 @@ async function commandRoundTrip(ctx, { devices, label, ceilingOnly = false, conc
   const errorRate = checkHttp(`${label} (ours)`, m.ours);
   if (m.ceiling.ok === 0) throw new Error(`${label} (ceiling): no ping-pong reply came back`);
   const p50 = m.ours.latency.p50Ms;
+  const unloaded = concurrency === 1;
   return {
     row: {
       unit: 'cmd/s',
@@ -50,8 +58,8 @@ async function commandRoundTrip(ctx, { devices, label, ceilingOnly = false, conc
       ratio: ratio(m.ours.rps, m.ceiling.rps),
       oursLatency: latencyPair(m.ours.latency),
       ceilingLatency: latencyPair(m.ceiling.latency),
-      target: 'p50 ≤ 3 ms and ≥ 1,000 cmd/s',
-      met: p50 <= 3 && m.ours.rps >= 1000 && errorRate <= 0.01,
+      target: unloaded ? `p50 ≤ ${TARGET_UNLOADED_P50_MS} ms` : `≥ ${TARGET_RATE.toLocaleString('en')} cmd/s`,
+      met: errorRate <= 0.01 && (unloaded ? p50 <= TARGET_UNLOADED_P50_MS : m.ours.rps >= TARGET_RATE),
       errorRate,
     },
     details: { devices: devices.length, concurrency, ...m },

@@ -181,9 +181,11 @@ stopped at the end, also on Ctrl-C. A fresh database is created per run and drop
 - Status read: \`GET /v1/_/devices/{id}/vpn\` with a bearer token of a user of the bench account, over
   all ${num(results.settings.devices)} devices. Ceiling: a bare \`node:http\` server running the same primary-key
   query with \`pg\` (same pool size) and the same JSON body, no auth.
-- Command round trip: \`POST /v1/_/devices/{id}/vpn/_connect\` over ${num(results.settings.commandDevices)} agents of
-  \`vpn-agent simulate\` (connect delay 0). Ceiling: a raw MQTT.js request/reply ping-pong (QoS 1 both ways,
-  the same payload sizes) between two device clients through the same broker, 50 in flight.
+- Command round trip: \`POST /v1/_/devices/{id}/vpn/_connect\` to each of ${num(results.settings.commandDevices)} agents of
+  \`vpn-agent simulate\` (connect delay 0), then \`_disconnect\` to each, in a loop; 50 in flight, then one at a
+  time (the unloaded latency; also through Mosquitto, with the Mosquitto fleet). Every command writes its
+  RUNNING operation, then its outcome and the reported status. Ceiling: a raw MQTT.js request/reply ping-pong
+  (QoS 1 both ways, the same payload sizes) between two device clients through the same broker, as many in flight.
 - Status ingestion: ${num(results.settings.ingest.devices)} device clients publish status reports (QoS 1, every one a
   change: \`vpn.connected\` alternates, \`vpn.seq\` grows) at rising rates; persisted reports are counted as
   \`VPN_STATUS\` rows of \`device_event\`. A rate is sustained when the generator kept up, the persisted rate

@@ -18,7 +18,12 @@ async function run(job) {
   require('reflect-metadata');
   const { VpnStatusStore } = require(path.join(job.distDir, 'apps/api/src/vpn/vpn-status.store'));
   const pool = new Pool({ connectionString: job.databaseUrl, max: job.poolSize });
-  const store = new VpnStatusStore({ query: (sql, params) => pool.query(sql, params).then((r) => r.rows) });
+  // The store runs a few reports as a prepared statement on the DataSource's pool (driver.master),
+  // a batch through query(), as in the API.
+  const store = new VpnStatusStore({
+    driver: { master: pool },
+    query: (sql, params) => pool.query(sql, params).then((r) => r.rows),
+  });
   const devices = job.clientIds.map((clientId) => ({
     clientId,
     bootId: randomUUID(),

@@ -16,7 +16,7 @@ function fleetScenario(broker) {
   return {
     id: `fleet-${broker}`,
     title: `Fleet size (${mosquitto ? 'Mosquitto' : 'embedded broker'})`,
-    timeoutMs: (ctx) => 420_000 + ctx.opts.rounds * 2 * (ctx.opts.warmupMs + ctx.opts.durationMs + 30_000),
+    timeoutMs: (ctx) => 420_000 + ctx.opts.rounds * 4 * (ctx.opts.warmupMs + ctx.opts.durationMs + 30_000),
     async skip(ctx) {
       if (mosquitto && !ctx.mosquitto) return `no Mosquitto reachable at ${ctx.opts.mosquittoUrl}`;
       return null;
@@ -89,6 +89,19 @@ function fleetScenario(broker) {
           scenario: `Command round trip with the ${devices.length}-agent fleet on ${mosquitto ? 'Mosquitto' : 'the embedded broker'}`,
           ...cmd.row,
         });
+        let serialCmd = null;
+        if (mosquitto) {
+          // The unloaded latency through Mosquitto (command-rtt measures it on the embedded broker).
+          serialCmd = await commandRoundTrip(ctx, {
+            devices,
+            label: 'command round trip with mosquitto fleet, one at a time',
+            concurrency: 1,
+          });
+          rows.push({
+            scenario: `Command round trip, one at a time, with the ${devices.length}-agent fleet on Mosquitto`,
+            ...serialCmd.row,
+          });
+        }
         let resync = null;
         if (mosquitto) {
           // The resync cost: a restarted API asks every device stored CONNECTED for its status
@@ -131,6 +144,7 @@ function fleetScenario(broker) {
             dbConnected: up,
             memory,
             command: cmd.details,
+            commandOneAtATime: serialCmd?.details ?? null,
           },
         };
       } finally {

@@ -102,6 +102,25 @@ describe('VpnStatusStore', () => {
     }
   });
 
+  it('should record an event only for the devices of a large batch whose status changed', async () => {
+    // 40 devices: past the prepared-statement size, so the batch form of the statement runs.
+    const ids = await createDevices(40);
+    await store.applyMany(ids.map((id) => update(id, { seq: 1 })));
+    // Every other device reports a change; the rest report the same status with a higher seq.
+    const changed = (i: number) => i % 2 === 0;
+    const result = await store.applyMany(
+      ids.map((id, i) => update(id, changed(i) ? { seq: 2, connected: false, status: 'idle' } : { seq: 2 })),
+    );
+    expect(result).toHaveLength(40);
+    for (const [i, id] of ids.entries()) {
+      expect(await stored(id)).toMatchObject({ seq: 2, status: changed(i) ? 'idle' : 'connected' });
+      expect(await events(id)).toHaveLength(changed(i) ? 2 : 1);
+    }
+    // Stale reports of the whole batch change nothing and record nothing.
+    expect(await store.applyMany(ids.map((id) => update(id, { seq: 1, status: 'error' })))).toEqual([]);
+    for (const [i, id] of ids.entries()) expect(await events(id)).toHaveLength(changed(i) ? 2 : 1);
+  });
+
   it('should apply two reports of one device in one batch in order, the higher seq last', async () => {
     const [a, b] = await createDevices(2);
     await store.applyMany([

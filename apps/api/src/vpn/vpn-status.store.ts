@@ -115,8 +115,8 @@ export interface VpnStatusUpdate {
 /**
  * The common table expressions that apply reports ($1–$9, see `applyParams`): the reports, one per
  * device, as arrays unnested into rows; a device matches through its account name and client id
- * (an unknown one simply matches nothing). `prev` is the statement's snapshot of the stored status,
- * which is why a device may appear only once per statement. `up` holds the rows stored. Shared
+ * (an unknown one simply matches nothing). `dev` also holds the statement's snapshot of the stored
+ * status (`prev_*`), which is why a device may appear only once per statement. `up` holds the rows stored. Shared
  * with the statement that closes a command's operation together with the status its device
  * reported (OperationsRepository.finish).
  */
@@ -125,11 +125,13 @@ export const APPLY_STATUS_CTES = `input AS (
                           $8::bigint[], $9::timestamptz[])
          AS i(account, client_id, connected, ip_address, status, status_code, boot_id, seq, sent_on)),
    dev AS (
-     SELECT d.id, d.scope_id, i.* FROM input i
+     -- With the status stored before this statement (all its parts see the same snapshot).
+     SELECT d.id, d.scope_id, i.*, s.device_id IS NOT NULL AS had_status, s.connected AS prev_connected,
+            s.ip_address AS prev_ip_address, s.status AS prev_status, s.status_code AS prev_status_code
+       FROM input i
        JOIN account a ON a.name = i.account
-       JOIN device d ON d.scope_id = a.id AND d.client_id = i.client_id),
-   prev AS (
-     SELECT s.device_id, s.connected, s.ip_address, s.status, s.status_code FROM device_vpn_status s JOIN dev ON s.device_id = dev.id),
+       JOIN device d ON d.scope_id = a.id AND d.client_id = i.client_id
+       LEFT JOIN device_vpn_status s ON s.device_id = d.id),
    up AS (
      INSERT INTO device_vpn_status AS s (device_id, scope_id, connected, ip_address, status, status_code, boot_id, seq, reported_on)
      SELECT dev.id, dev.scope_id, dev.connected, dev.ip_address, dev.status, dev.status_code, dev.boot_id, dev.seq, now()
@@ -145,11 +147,11 @@ export const APPLY_STATUS_CTES = `input AS (
      SELECT up.scope_id, up.device_id, 'VPN_STATUS', dev.sent_on,
             jsonb_build_object('connected', up.connected, 'ipAddress', up.ip_address, 'status', up.status,
                                'statusCode', up.status_code, 'bootId', up.boot_id, 'seq', up.seq)
-       FROM up JOIN dev ON dev.id = up.device_id LEFT JOIN prev ON prev.device_id = up.device_id
-      WHERE prev.device_id IS NULL OR prev.connected <> up.connected
-         OR prev.ip_address <> up.ip_address OR prev.status <> up.status
+       FROM up JOIN dev ON dev.id = up.device_id
+      WHERE NOT dev.had_status OR dev.prev_connected <> up.connected
+         OR dev.prev_ip_address <> up.ip_address OR dev.prev_status <> up.status
          -- A new code is a new status too (an error turning into another); the fleet ETag counts on it.
-         OR prev.status_code <> up.status_code)`;
+         OR dev.prev_status_code <> up.status_code)`;
 
 /** The columns of a StoredVpnStatus, from the `up` of APPLY_STATUS_CTES. */
 export const STORED_STATUS_COLUMNS =
@@ -157,6 +159,9 @@ export const STORED_STATUS_COLUMNS =
 
 const APPLY_SQL = `WITH ${APPLY_STATUS_CTES}
    SELECT ${STORED_STATUS_COLUMNS} FROM up`;
+
+/** Up to this many reports, APPLY_SQL runs as a prepared statement (see applyMany). */
+const PREPARED_APPLY_MAX = 8;
 
 /** The parameters $1–$9 of APPLY_STATUS_CTES for reports of distinct devices. */
 export function applyParams(updates: readonly VpnStatusUpdate[]): unknown[] {
@@ -212,12 +217,18 @@ export class VpnStatusStore {
     }
     const stored: StoredVpnStatus[] = [];
     for (const round of rounds) {
-      const rows = await preparedQuery<StoredStatusRow>(
-        this.dataSource,
-        'vpn_status_apply',
-        APPLY_SQL,
-        applyParams(round),
-      );
+      // A few reports: a prepared statement (planned once per connection). A batch: planned for
+      // its size each time, since the generic plan of a prepared statement, made for any array
+      // length, took 3× as long for 200 reports (2.3 vs 6.6 ms) while planning costs under 1 ms.
+      const rows =
+        round.length <= PREPARED_APPLY_MAX
+          ? await preparedQuery<StoredStatusRow>(
+              this.dataSource,
+              'vpn_status_apply',
+              APPLY_SQL,
+              applyParams(round),
+            )
+          : await this.dataSource.query<StoredStatusRow[]>(APPLY_SQL, applyParams(round));
       for (const r of rows) stored.push(toStored(r));
     }
     return stored;
