@@ -18,6 +18,7 @@ const procs = require('./lib/procs');
 const { buildApp, ROOT } = require('./lib/build');
 const { postgresServer, createDatabase } = require('./lib/pg');
 const { startApi, stopApi } = require('./lib/stack');
+const { startBenchMosquitto } = require('./lib/mosquitto');
 const { Api, provisionDevices } = require('./lib/api');
 const { machine, tcpReachable, pidListeningOn } = require('./lib/system');
 const report = require('./lib/report');
@@ -86,7 +87,7 @@ const USAGE = `usage: node bench/run.js [--quick] [--only ids] [--skip ids] [--c
   --keep-db      do not drop the bench database at the end
   --duration s   measured seconds per HTTP load run (e.g. a quick run long enough to profile)
   --markdown     write BENCHMARKS.md even in quick mode or with --only
-env: BENCH_PG_ADMIN_URL, BENCH_MOSQUITTO_URL, BENCH_DIST_DIR (prebuilt app), BENCH_DB_POOL, BENCH_ECHO=1`;
+env: BENCH_PG_ADMIN_URL, BENCH_MOSQUITTO_URL (default: a private mosquitto, else 127.0.0.1:1883), BENCH_DIST_DIR (prebuilt app), BENCH_DB_POOL, BENCH_ECHO=1`;
 
 function parseArgs(argv) {
   const a = {
@@ -237,6 +238,13 @@ async function main() {
   procs.onCleanup(() => pool.end());
   ctx.sql = (text, params) => pool.query(text, params);
 
+  if (!process.env.BENCH_MOSQUITTO_URL && selected.includes('fleet-mosquitto')) {
+    const own = await startBenchMosquitto(workDir, log);
+    if (own) {
+      opts.mosquittoUrl = own.url;
+      opts.mosquittoOwn = true;
+    }
+  }
   const mq = new URL(opts.mosquittoUrl);
   if (await tcpReachable(mq.hostname, Number(mq.port || 1883))) {
     ctx.mosquitto = { url: opts.mosquittoUrl, pid: pidListeningOn(Number(mq.port || 1883), 'mosquitto') };

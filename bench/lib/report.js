@@ -163,8 +163,10 @@ node bench/run.js --quick --only status-read --duration 5 --cpu-prof   # a quick
 
 It needs a PostgreSQL it may create databases on (\`BENCH_PG_ADMIN_URL\`, default
 \`postgres://postgres@127.0.0.1:5432/test\`; without one it starts an embedded PostgreSQL) and, for the
-Mosquitto fleet, a Mosquitto allowing anonymous clients (\`BENCH_MOSQUITTO_URL\`, default
-\`mqtt://127.0.0.1:1883\`; skipped when unreachable). Everything else (the compiled API, the agent
+Mosquitto fleet, the \`mosquitto\` binary: the harness starts its own on a free port with
+\`set_tcp_nodelay true\` (as docs/brokers.md recommends). \`BENCH_MOSQUITTO_URL\` names another one
+that allows anonymous clients instead; without either it tries \`mqtt://127.0.0.1:1883\` and skips the
+scenario when nothing answers there. Everything else (the compiled API, the agent
 fleet simulator, the ceilings, the load generators) is started by the harness on 127.0.0.1 and
 stopped at the end, also on Ctrl-C. A fresh database is created per run and dropped afterwards.
 
