@@ -8,6 +8,7 @@ import { EventFeed1795600200000 } from './1795600200000-EventFeed';
 import { Webhooks1795600300000 } from './1795600300000-Webhooks';
 import { FleetDeviceRemovals1795600400000 } from './1795600400000-FleetDeviceRemovals';
 import { InstanceLease1795600500000 } from './1795600500000-InstanceLease';
+import { TunnelAddressHint1795600600000 } from './1795600600000-TunnelAddressHint';
 
 /**
  * Every migration, in order. A file generated with `npm run migration:generate`
@@ -25,4 +26,5 @@ export const MIGRATIONS: Function[] = [
   Webhooks1795600300000,
   FleetDeviceRemovals1795600400000,
   InstanceLease1795600500000,
+  TunnelAddressHint1795600600000,
 ];

@@ -437,6 +437,34 @@ describe('device registry (REST: /v1/{scopeId}/devices)', () => {
         .send({ clientId: uniqueClientId('full') });
       expectError(full, 409, 'CONFLICT');
     });
+
+    it('should hand out the lowest address a deletion freed, then carry on above the taken ones', async () => {
+      const account = await createAccount(api, rootToken, { vpnSubnet: '172.31.251.0/29' });
+      const made: DeviceBody[] = [];
+      for (let i = 0; i < 4; i++) made.push(await createDevice(api, rootToken, account.id));
+      expect(made.map((d) => d.tunnelAddress)).toEqual([
+        '172.31.251.2',
+        '172.31.251.3',
+        '172.31.251.4',
+        '172.31.251.5',
+      ]);
+      const remove = (d: DeviceBody) =>
+        request(api.url).delete(`/v1/${account.id}/devices/${d.id}`).set(bearer(rootToken)).expect(204);
+      await remove(made[2]);
+      await remove(made[0]);
+      const next = async () => (await createDevice(api, rootToken, account.id)).tunnelAddress;
+      expect(await next()).toBe('172.31.251.2');
+      expect(await next()).toBe('172.31.251.4');
+      expect(await next()).toBe('172.31.251.6');
+      const full = await request(api.url)
+        .post(`/v1/${account.id}/devices`)
+        .set(bearer(rootToken))
+        .send({ clientId: uniqueClientId('full') });
+      expectError(full, 409, 'CONFLICT');
+      // A refused creation moved nothing: the address a later deletion frees is the next one handed out.
+      await remove(made[3]);
+      expect(await next()).toBe('172.31.251.5');
+    });
   });
 
   describe('accounts with devices', () => {

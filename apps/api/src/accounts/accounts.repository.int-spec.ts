@@ -174,10 +174,27 @@ describe('AccountsRepository', () => {
       expect(await repo.nameOf(randomUUID())).toBeNull();
     });
 
+    it('should move the start of the tunnel address search up when taken and down when freed', async () => {
+      const a = await db.account({ vpnSubnet: '10.241.0.0/24' });
+      const start = () =>
+        db.ds.transaction(async (em) => (await repo.lockForUpdate(em, a.id))?.nextTunnelHost);
+      await db.ds.transaction((em) => repo.tunnelHostTaken(em, a.id, 9));
+      expect(await start()).toBe(10);
+      await db.ds.transaction((em) => repo.tunnelAddressFreed(em, a.id, '10.241.0.7'));
+      expect(await start()).toBe(7);
+      // A higher freed address, or one outside the subnet, leaves the start where it is.
+      await db.ds.transaction((em) => repo.tunnelAddressFreed(em, a.id, '10.241.0.8'));
+      await db.ds.transaction((em) => repo.tunnelAddressFreed(em, a.id, '10.9.0.3'));
+      expect(await start()).toBe(7);
+    });
+
     it('should lock the account row and give its subnet, and null for an unknown account', async () => {
       const root = await db.account({ vpnSubnet: '10.240.0.0/16' });
       await db.ds.transaction(async (em) => {
-        expect(await repo.lockForUpdate(em, root.id)).toEqual({ vpnSubnet: '10.240.0.0/16' });
+        expect(await repo.lockForUpdate(em, root.id)).toEqual({
+          vpnSubnet: '10.240.0.0/16',
+          nextTunnelHost: 2,
+        });
         expect(await repo.lockForUpdate(em, randomUUID())).toBeNull();
         // Another transaction cannot take the same row lock while this one holds it.
         await expect(

@@ -78,12 +78,32 @@ export class AccountsRepository {
    * is no such account. Creations that must not race within one account (devices and gateways
    * sharing a namespace, tunnel addresses, quotas) all take this lock first.
    */
-  async lockForUpdate(em: EntityManager, id: string): Promise<{ vpnSubnet: string } | null> {
-    const rows: Array<{ vpn_subnet: string }> = await em.query(
-      'SELECT vpn_subnet::text FROM account WHERE id = $1 FOR UPDATE',
+  async lockForUpdate(
+    em: EntityManager,
+    id: string,
+  ): Promise<{ vpnSubnet: string; nextTunnelHost: number } | null> {
+    const rows: Array<{ vpn_subnet: string; next_tunnel_host: number }> = await em.query(
+      'SELECT vpn_subnet::text, next_tunnel_host FROM account WHERE id = $1 FOR UPDATE',
       [id],
     );
-    return rows[0] ? { vpnSubnet: rows[0].vpn_subnet } : null;
+    return rows[0] ? { vpnSubnet: rows[0].vpn_subnet, nextTunnelHost: rows[0].next_tunnel_host } : null;
+  }
+
+  /** After a tunnel address was handed out: the search for the next one starts above `host`. The caller holds the row lock. */
+  async tunnelHostTaken(em: EntityManager, id: string, host: number): Promise<void> {
+    await em.query('UPDATE account SET next_tunnel_host = $2 WHERE id = $1', [id, host + 1]);
+  }
+
+  /**
+   * After a device's tunnel address was freed: the next search starts there at the latest, so the
+   * lowest free address is the one handed out. The caller holds the row lock (lockForUpdate).
+   */
+  async tunnelAddressFreed(em: EntityManager, id: string, address: string): Promise<void> {
+    await em.query(
+      `UPDATE account SET next_tunnel_host = least(next_tunnel_host, ($2::inet - network(vpn_subnet))::int)
+        WHERE id = $1 AND $2::inet << vpn_subnet`,
+      [id, address],
+    );
   }
 
   countChildren(id: string, em: EntityManager = this.accounts.manager): Promise<number> {

@@ -81,6 +81,7 @@ describe('DevicesRepository', () => {
       const device = await db.device(a);
       expect(await db.ds.transaction((em) => repo.delete(em, a.id, device.id))).toEqual({
         clientId: device.clientId,
+        tunnelIp: device.tunnelIp,
       });
       expect(await repo.findOne(a.id, device.id)).toBeNull();
       expect(await db.ds.transaction((em) => repo.delete(em, a.id, randomUUID()))).toBeNull();
@@ -95,7 +96,10 @@ describe('DevicesRepository', () => {
       await db.device(a, { tunnelIp: '10.210.0.4' });
       // Another account's devices do not take addresses of this one.
       await db.device(b, { tunnelIp: '10.211.0.3' });
-      const next = () => db.ds.transaction((em) => repo.firstFreeTunnelAddress(em, a.id, a.vpnSubnet));
+      const next = () =>
+        db.ds.transaction(
+          async (em) => (await repo.firstFreeTunnelAddress(em, a.id, a.vpnSubnet))?.ip ?? null,
+        );
       expect(await next()).toBe('10.210.0.3');
       await db.device(a, { tunnelIp: '10.210.0.3' });
       expect(await next()).toBe('10.210.0.5');
@@ -103,6 +107,19 @@ describe('DevicesRepository', () => {
       await db.device(a, { tunnelIp: '10.210.0.6' });
       // .7 is the broadcast address of the /29.
       expect(await next()).toBeNull();
+    });
+
+    it('should search from the given host offset, past a first window that is all taken', async () => {
+      const a = await db.account({ vpnSubnet: '10.212.0.0/24' });
+      // Offsets 2..69 taken: more than the first window of the search.
+      for (let host = 2; host < 70; host++) await db.device(a, { tunnelIp: `10.212.0.${host}` });
+      const from = (host: number) =>
+        db.ds.transaction((em) => repo.firstFreeTunnelAddress(em, a.id, a.vpnSubnet, host));
+      expect(await from(2)).toEqual({ ip: '10.212.0.70', host: 70 });
+      expect(await from(100)).toEqual({ ip: '10.212.0.100', host: 100 });
+      // Never below .2, never the broadcast address.
+      expect(await from(0)).toEqual({ ip: '10.212.0.70', host: 70 });
+      expect(await from(255)).toBeNull();
     });
   });
 

@@ -104,6 +104,9 @@ export interface DeviceListFilter {
   matchTerm?: string;
 }
 
+/** Host offsets probed in the first round of a tunnel address search (firstFreeTunnelAddress). */
+const FREE_ADDRESS_WINDOW = 64;
+
 const likeEscape = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
 
 /**
@@ -173,26 +176,36 @@ export class DevicesRepository {
   }
 
   /**
-   * The lowest free host address of `vpnSubnet` for a device of the account, null when none is
-   * left. The first host (.1) is kept for the VPN server side. The caller holds the account row
-   * lock, which serialises allocation per account; unique (scope_id, tunnel_ip) is the backstop.
+   * The lowest free host address of `vpnSubnet` from host offset `fromHost` up (never below .2:
+   * the first host, .1, is kept for the VPN server side), with its offset; null when none is left.
+   * The caller holds the account row lock, which serialises allocation per account; unique
+   * (scope_id, tunnel_ip) is the backstop. The first window of offsets is probed alone: from the
+   * account's hint its first address is almost always free, so a creation costs one index probe
+   * rather than one per device of the account.
    */
   async firstFreeTunnelAddress(
     em: EntityManager,
     scopeId: string,
     vpnSubnet: string,
-  ): Promise<string | null> {
-    const rows: Array<{ ip: string }> = await em.query(
-      `SELECT host(network($2::cidr) + g) AS ip
-         FROM generate_series(2::bigint, (2::bigint ^ (32 - masklen($2::cidr)))::bigint - 2) AS g
-        WHERE NOT EXISTS (
-          -- tunnel_ip holds host addresses (/32); inet equality compares the netmask too.
-          SELECT 1 FROM device d WHERE d.scope_id = $1 AND d.tunnel_ip = set_masklen(network($2::cidr) + g, 32))
-        ORDER BY g
-        LIMIT 1`,
-      [scopeId, vpnSubnet],
-    );
-    return rows[0]?.ip ?? null;
+    fromHost = 2,
+  ): Promise<{ ip: string; host: number } | null> {
+    const probe = async (from: number, window: number | null) => {
+      const rows: Array<{ ip: string; host: number }> = await em.query(
+        `SELECT host(network($2::cidr) + g) AS ip, g::int AS host
+           FROM generate_series($3::bigint,
+                                least($3::bigint + coalesce($4::bigint, 4294967296::bigint),
+                                      (2::bigint ^ (32 - masklen($2::cidr)))::bigint - 2)) AS g
+          WHERE NOT EXISTS (
+            -- tunnel_ip holds host addresses (/32); inet equality compares the netmask too.
+            SELECT 1 FROM device d WHERE d.scope_id = $1 AND d.tunnel_ip = set_masklen(network($2::cidr) + g, 32))
+          ORDER BY g
+          LIMIT 1`,
+        [scopeId, vpnSubnet, from, window === null ? null : window - 1],
+      );
+      return rows[0] ?? null;
+    };
+    const from = Math.max(2, fromHost);
+    return (await probe(from, FREE_ADDRESS_WINDOW)) ?? (await probe(from + FREE_ADDRESS_WINDOW, null));
   }
 
   /** Inserts the device; a taken clientId (or tunnel address) is 409 ENTRY_EXISTS. */
@@ -216,13 +229,19 @@ export class DevicesRepository {
     return updateWithOptlock(this.devices, { scopeId, id }, optlock, changes, 'Device');
   }
 
-  /** Deletes the device inside the caller's transaction; returns its clientId, null when not found. */
-  async delete(em: EntityManager, scopeId: string, id: string): Promise<{ clientId: string } | null> {
-    const repo = em.getRepository(Device);
-    const device = await repo.findOne({ where: { scopeId, id }, select: { id: true, clientId: true } });
-    if (!device) return null;
-    await repo.delete({ scopeId, id });
-    return { clientId: device.clientId };
+  /** Deletes the device inside the caller's transaction; returns its clientId and tunnel address, null when not found. */
+  async delete(
+    em: EntityManager,
+    scopeId: string,
+    id: string,
+  ): Promise<{ clientId: string; tunnelIp: string } | null> {
+    const rows: Array<{ client_id: string; tunnel_ip: string }> = await em.query(
+      // DELETE … RETURNING inside a CTE: the driver hands back plain rows for a SELECT.
+      `WITH gone AS (DELETE FROM device WHERE scope_id = $1 AND id = $2 RETURNING client_id, tunnel_ip)
+       SELECT client_id, host(tunnel_ip) AS tunnel_ip FROM gone`,
+      [scopeId, id],
+    );
+    return rows[0] ? { clientId: rows[0].client_id, tunnelIp: rows[0].tunnel_ip } : null;
   }
 
   async setCredentials(scopeId: string, id: string, username: string, digest: Buffer): Promise<void> {

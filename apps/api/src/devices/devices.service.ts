@@ -120,10 +120,12 @@ export class DevicesService {
 
   async delete(scopeId: string, id: string): Promise<void> {
     const { changes, clientId } = await this.dataSource.transaction(async (em) => {
+      await this.tunnelPool.lockForRelease(em, scopeId);
       // The peer's tombstone outlives the device until its gateway has removed it.
       const removed = await this.devicePeers.detachIn(em, id);
       const device = await this.repository.delete(em, scopeId, id);
       if (!device) throw AppError.notFound('Device', `No device ${id} in this scope`);
+      await this.tunnelPool.release(em, scopeId, device.tunnelIp);
       return { changes: removed, clientId: device.clientId };
     });
     this.devicePeers.publish(changes);
