@@ -20,10 +20,15 @@ const STATUS_SQL = `SELECT d.connection_status, s.connected, s.ip_address, s.sta
   FROM device d LEFT JOIN device_vpn_status s ON s.device_id = d.id
  WHERE d.id = $1 AND d.scope_id = $2`;
 
-const LIST_SQL = `SELECT id, scope_id, client_id, display_name, status, connection_status, last_event_on, model_id,
-       serial_number, firmware_version, connection_ip, application_ids, tunnel_ip, vpn_public_key,
-       mqtt_username, credentials_issued_on, created_on, created_by, modified_on, modified_by, optlock
-  FROM device WHERE scope_id = $1 ORDER BY client_id ASC OFFSET $2 LIMIT $3`;
+// The page is picked from the (scope_id, client_id) index first, as the API's page statement does
+// (DevicesRepository.listPageJson): the rows skipped by the offset are never read.
+const LIST_SQL = `SELECT d.id, d.scope_id, d.client_id, d.display_name, d.status, d.connection_status, d.last_event_on,
+       d.model_id, d.serial_number, d.firmware_version, d.connection_ip, d.application_ids, d.tunnel_ip,
+       d.vpn_public_key, d.mqtt_username, d.credentials_issued_on, d.created_on, d.created_by, d.modified_on,
+       d.modified_by, d.optlock
+  FROM (SELECT client_id FROM device WHERE scope_id = $1 ORDER BY client_id ASC OFFSET $2 LIMIT $3) pick
+  JOIN device d ON d.scope_id = $1 AND d.client_id = pick.client_id
+ ORDER BY d.client_id ASC`;
 
 // The API's unfiltered page statement (apps/api/src/fleet/fleet-status.repository.ts, devicePage,
 // one account): the page is picked from the device index first, then only its devices are joined;

@@ -6,7 +6,6 @@ import { AppError } from '../common/app-error';
 import { isUniqueViolation } from '../common/db-errors';
 import { updateWithOptlock } from '../common/optlock';
 import { Device, type ConnectionStatus, type DeviceStatus } from './device.entity';
-import { jsonTime } from '../database/sql-json';
 
 /** The fields of a new device; the caller has allocated its tunnel address. */
 export interface NewDevice {
@@ -69,31 +68,25 @@ export interface DeviceState {
   statusCode: string;
 }
 
-/** A nullable text (or inet) column as JSON: `to_json` escapes as JSON.stringify does. */
-const jsonText = (col: string) => `coalesce(to_json(${col})::text, 'null')`;
-/** A nullable uuid column as JSON. */
-const jsonUuid = (col: string) => `coalesce('"' || ${col} || '"', 'null')`;
+/** A nullable timestamptz column as the text `JSON.stringify(date)` writes (UTC, milliseconds, `Z`). */
+const isoTime = (col: string) => `to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
 /**
- * One device of `d` as JSON text: the keys in the order and the form `JSON.stringify` gives
- * toDeviceDto's object (no whitespace; applicationIds split on commas, empty parts dropped), so a
+ * One device of `d` as a row whose `row_to_json` is exactly what `JSON.stringify` gives
+ * toDeviceDto's object: the keys in its order, no whitespace, strings escaped alike, timestamps
+ * as `Date.toJSON` writes them, applicationIds split on commas with empty parts dropped. So a
  * page of 500 is written by the statement and sent as it is, instead of hydrating 501 entities,
- * mapping them and serialising them again (what the profile of the listing showed).
+ * mapping them and serialising them again (what the profile of the listing showed). One
+ * `row_to_json` per device costs about half of what concatenating each field's JSON did.
  */
-const DEVICE_JSON = `'{"id":"' || d.id || '","scopeId":' || ${jsonUuid('d.scope_id')}
-  || ',"clientId":' || to_json(d.client_id)::text || ',"displayName":' || to_json(d.display_name)::text
-  || ',"status":' || to_json(d.status)::text || ',"connectionStatus":' || to_json(d.connection_status)::text
-  || ',"lastEventOn":' || ${jsonTime('d.last_event_on')} || ',"modelId":' || ${jsonText('d.model_id')}
-  || ',"serialNumber":' || ${jsonText('d.serial_number')} || ',"firmwareVersion":' || ${jsonText('d.firmware_version')}
-  || ',"connectionIp":' || ${jsonText('d.connection_ip')}
-  || ',"applicationIds":[' || coalesce((SELECT string_agg(to_json(x.id)::text, ',' ORDER BY x.n)
-       FROM unnest(string_to_array(d.application_ids, ',')) WITH ORDINALITY AS x(id, n) WHERE x.id <> ''), '') || ']'
-  || ',"tunnelAddress":' || ${jsonText('d.tunnel_ip')} || ',"vpnPublicKey":' || ${jsonText('d.vpn_public_key')}
-  || ',"gatewayId":' || ${jsonUuid('d.gateway_id')} || ',"mqttUsername":' || ${jsonText('d.mqtt_username')}
-  || ',"credentialsIssuedOn":' || ${jsonTime('d.credentials_issued_on')}
-  || ',"createdOn":' || ${jsonTime('d.created_on')} || ',"createdBy":' || ${jsonUuid('d.created_by')}
-  || ',"modifiedOn":' || ${jsonTime('d.modified_on')} || ',"modifiedBy":' || ${jsonUuid('d.modified_by')}
-  || ',"optlock":' || d.optlock || '}'`;
+const DEVICE_ROW = `SELECT d.id, d.scope_id AS "scopeId", d.client_id AS "clientId", d.display_name AS "displayName",
+    d.status, d.connection_status AS "connectionStatus", ${isoTime('d.last_event_on')} AS "lastEventOn",
+    d.model_id AS "modelId", d.serial_number AS "serialNumber", d.firmware_version AS "firmwareVersion",
+    d.connection_ip AS "connectionIp", array_remove(string_to_array(d.application_ids, ','), '') AS "applicationIds",
+    d.tunnel_ip AS "tunnelAddress", d.vpn_public_key AS "vpnPublicKey", d.gateway_id AS "gatewayId",
+    d.mqtt_username AS "mqttUsername", ${isoTime('d.credentials_issued_on')} AS "credentialsIssuedOn",
+    ${isoTime('d.created_on')} AS "createdOn", d.created_by AS "createdBy",
+    ${isoTime('d.modified_on')} AS "modifiedOn", d.modified_by AS "modifiedBy", d.optlock`;
 
 /** The filters of a device listing (DeviceListQueryDto); all optional. */
 export interface DeviceListFilter {
@@ -160,12 +153,17 @@ export class DevicesRepository {
     const total = page.askTotalCount
       ? ` || ',"totalCount":' || (SELECT count(*) FROM device d WHERE ${cond})`
       : '';
+    // The page is picked by clientId alone (from the (scope_id, client_id) index when unfiltered:
+    // the rows skipped by the offset are never read), then only its devices are read and written.
     const rows: Array<{ body: string }> = await this.dataSource.query(
       `SELECT '{"items":[' || coalesce(string_agg(p.item, ',' ORDER BY p.n) FILTER (WHERE p.n <= ${limit}), '')
               || '],"size":' || count(*) FILTER (WHERE p.n <= ${limit})
               || ',"limitExceeded":' || (count(*) > ${limit})${total} || '}' AS body
-         FROM (SELECT ${DEVICE_JSON} AS item, row_number() OVER (ORDER BY d.client_id) AS n
-                 FROM (SELECT * FROM device d WHERE ${cond} ORDER BY d.client_id OFFSET ${offset} LIMIT ${limit} + 1) d) p`,
+         FROM (SELECT (SELECT row_to_json(r)::text FROM (${DEVICE_ROW}) r) AS item,
+                      row_number() OVER (ORDER BY d.client_id) AS n
+                 FROM (SELECT d.client_id FROM device d WHERE ${cond}
+                        ORDER BY d.client_id OFFSET ${offset} LIMIT ${limit} + 1) pick
+                 JOIN device d ON d.scope_id = $1 AND d.client_id = pick.client_id) p`,
       params,
     );
     return rows[0].body;
