@@ -27,7 +27,7 @@ const LIST_SQL = `SELECT d.id, d.scope_id, d.client_id, d.display_name, d.status
        d.vpn_public_key, d.mqtt_username, d.credentials_issued_on, d.created_on, d.created_by, d.modified_on,
        d.modified_by, d.optlock
   FROM (SELECT client_id FROM device WHERE scope_id = $1 ORDER BY client_id ASC OFFSET $2 LIMIT $3) pick
-  JOIN device d ON d.scope_id = $1 AND d.client_id = pick.client_id
+  CROSS JOIN LATERAL (SELECT * FROM device d WHERE d.scope_id = $1 AND d.client_id = pick.client_id OFFSET 0) d
  ORDER BY d.client_id ASC`;
 
 // The API's unfiltered page statement (apps/api/src/fleet/fleet-status.repository.ts, devicePage,

@@ -154,7 +154,9 @@ export class DevicesRepository {
       ? ` || ',"totalCount":' || (SELECT count(*) FROM device d WHERE ${cond})`
       : '';
     // The page is picked by clientId alone (from the (scope_id, client_id) index when unfiltered:
-    // the rows skipped by the offset are never read), then only its devices are read and written.
+    // the rows skipped by the offset are never read), then only its devices are read and written,
+    // each looked up by the index (OFFSET 0 keeps the lookup a nested loop: as a join, Postgres
+    // hashed every device of the account to find the page's 500).
     const rows: Array<{ body: string }> = await this.dataSource.query(
       `SELECT '{"items":[' || coalesce(string_agg(p.item, ',' ORDER BY p.n) FILTER (WHERE p.n <= ${limit}), '')
               || '],"size":' || count(*) FILTER (WHERE p.n <= ${limit})
@@ -163,7 +165,8 @@ export class DevicesRepository {
                       row_number() OVER (ORDER BY d.client_id) AS n
                  FROM (SELECT d.client_id FROM device d WHERE ${cond}
                         ORDER BY d.client_id OFFSET ${offset} LIMIT ${limit} + 1) pick
-                 JOIN device d ON d.scope_id = $1 AND d.client_id = pick.client_id) p`,
+                 CROSS JOIN LATERAL (SELECT * FROM device d
+                                      WHERE d.scope_id = $1 AND d.client_id = pick.client_id OFFSET 0) d) p`,
       params,
     );
     return rows[0].body;
