@@ -9,7 +9,13 @@ import {
   listOperations,
   waitForConnectionStatus,
 } from '../support/device-factories';
-import { type ApiProcess, ProcessGroup, startApiProcess, startDeviceAgent } from '../support/processes';
+import {
+  type ApiProcess,
+  type LoggedProcess,
+  ProcessGroup,
+  startApiProcess,
+  startDeviceAgent,
+} from '../support/processes';
 import { eventually, holds, within } from '../support/eventually';
 
 /** Embedded defaults: no DATABASE_URL, no MQTT_URL, so the process owns its Postgres server. */
@@ -90,17 +96,35 @@ describe('the API on SIGTERM', () => {
     expectPostgresStopped(dataDir, pid);
   }, 180_000);
 
-  describe('with commands in flight', () => {
+  /** How the signal reaches the service. */
+  const deliveries: Array<[string, boolean, (api: ApiProcess) => Promise<number | null>]> = [
+    ['SIGTERM to the API process', false, (api) => api.stop('SIGTERM', 30_000)],
+    [
+      // A terminal's Ctrl-C: every process of the foreground job gets it, the embedded Postgres too.
+      'Ctrl-C in a terminal (SIGINT to its whole process group)',
+      true,
+      async (api) => {
+        process.kill(-(api.child.pid as number), 'SIGINT');
+        return api.exited;
+      },
+    ],
+  ];
+
+  describe.each(deliveries)('with commands in flight, on %s', (_how, ownProcessGroup, signal) => {
     let api: ApiProcess;
     let token: string;
     let devices: DeviceWithCredentials[];
+    let agents: LoggedProcess[];
 
     beforeAll(async () => {
-      api = procs.api(await startApiProcess(EMBEDDED, { dataDir }));
+      api = procs.api(await startApiProcess(EMBEDDED, { dataDir, ownProcessGroup }));
       token = await login(api);
       devices = await Promise.all([1, 2, 3, 4].map(() => createDeviceWithCredentials(api, token)));
       // Slow tunnels: every connect is still waiting for its device when the signal comes.
-      for (const d of devices) procs.agent(await startDeviceAgent(api, d, ['--connect-delay-ms', '30000']));
+      agents = [];
+      for (const d of devices) {
+        agents.push(procs.agent(await startDeviceAgent(api, d, ['--connect-delay-ms', '30000'])));
+      }
       for (const d of devices) await waitForConnectionStatus(api, token, '_', d.id, 'CONNECTED');
     }, 180_000);
 
@@ -127,7 +151,11 @@ describe('the API on SIGTERM', () => {
         );
       }
       const pid = postgresPid(dataDir);
-      expect(await within('the API to exit', api.stop('SIGTERM', 30_000), 30_000)).toBe(0);
+      expect(await within('the API to exit', signal(api), 30_000)).toBe(0);
+      // Postgres stopped last, after the shutdown's own writes: none of them found it gone.
+      expect(
+        api.lines.filter((l) => /QueryFailedError|Connection terminated|terminating connection/.test(l)),
+      ).toEqual([]);
       expectPostgresStopped(dataDir, pid);
       // Each caller got the documented answer before the server closed, not a dropped connection.
       expect(await Promise.all(calls)).toEqual(
@@ -143,6 +171,8 @@ describe('the API on SIGTERM', () => {
         expect(ops.map((o) => [o.command, o.status])).toEqual([['connect', 'FAILED']]);
         expect(ops[0].endedOn).not.toBeNull();
       }
+      expect(await restarted.stop('SIGTERM')).toBe(0);
+      for (const agent of agents) await agent.stop();
     }, 180_000);
   });
 });

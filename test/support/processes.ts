@@ -114,6 +114,11 @@ export interface StartApiOptions {
    * Default true: resolve once it listens; throw (and clean up) if it exits first.
    */
   waitReady?: boolean;
+  /**
+   * Start the process as the leader of its own process group, as a shell starts a job: a
+   * terminal's Ctrl-C is then `process.kill(-pid, 'SIGINT')`, which reaches its children too.
+   */
+  ownProcessGroup?: boolean;
 }
 
 const LISTENING = 'device VPN cloud API listening';
@@ -154,6 +159,7 @@ export async function startApiProcess(
   const child = spawn(process.execPath, [join(distDir(), 'apps/api/src/main.js')], {
     env: fullEnv,
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.ownProcessGroup === true,
   });
   const proc = new LoggedProcess(child) as ApiProcess;
   proc.url = '';

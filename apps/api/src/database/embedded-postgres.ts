@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -92,59 +93,125 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   for (let attempt = 1; ; attempt++) {
     if (signal?.aborted) throw abortError();
     const port = opts.port || (await freePort());
+    // initdb cannot be interrupted half-way: it runs to its end (a few seconds, first start only).
+    if (!existsSync(join(dir, 'PG_VERSION'))) {
+      const pg = new EmbeddedPostgres({
+        databaseDir: dir,
+        port,
+        user: 'postgres',
+        password,
+        authMethod: 'scram-sha-256',
+        persistent: true,
+        // Postgres refuses to run as root; as root the package creates a `postgres` system user.
+        createPostgresUser: asRoot,
+        onLog: log,
+        onError: (e: unknown) => log(`[error] ${e instanceof Error ? e.message : String(e)}`),
+      });
+      await pg.initialise();
+    }
+    if (signal?.aborted) throw abortError();
     let portTaken = false;
-    const pg = new EmbeddedPostgres({
-      databaseDir: dir,
-      port,
-      user: 'postgres',
-      password,
-      authMethod: 'scram-sha-256',
-      persistent: true,
-      // Postgres refuses to run as root; as root the package creates a `postgres` system user.
-      createPostgresUser: asRoot,
-      postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
-      onLog: (line: string) => {
+    let server: RunningServer;
+    try {
+      server = await runServer(dir, port, asRoot, signal, (line) => {
         if (/could not bind .*Address already in use/i.test(line)) portTaken = true;
         log(line);
-      },
-      onError: (e: unknown) => log(`[error] ${e instanceof Error ? e.message : String(e)}`),
-    });
-    // initdb cannot be interrupted half-way: it runs to its end (a few seconds, first start only).
-    if (!existsSync(join(dir, 'PG_VERSION'))) await pg.initialise();
-    if (signal?.aborted) throw abortError();
-    const stopOnAbort = (): void => void pg.stop();
-    signal?.addEventListener('abort', stopOnAbort, { once: true });
-    try {
-      await pg.start();
+      });
     } catch (err) {
-      // The package rejects with nothing when the server exits during start-up.
       if (signal?.aborted) throw abortError();
       // The port was free when picked, but another process bound it first: pick another.
       if (portTaken && !opts.port && attempt < PORT_ATTEMPTS) continue;
-      throw err instanceof Error
-        ? err
-        : new Error(`embedded PostgreSQL exited during start-up (port ${port}, data ${dir})`);
-    } finally {
-      signal?.removeEventListener('abort', stopOnAbort);
+      throw err;
     }
     try {
-      // An abort that came before the server process existed could not stop it: do it now.
+      // An abort that came while the server was getting ready: stop it now.
       if (signal?.aborted) throw abortError();
       const database = opts.database ?? 'vpncloud';
       await createDatabaseIfMissing(
         `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`,
         database,
       );
-      let stopping: Promise<void> | undefined;
       return {
         url: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${database}`,
-        stop: () => (stopping ??= pg.stop()),
+        stop: () => server.stop(),
       };
     } catch (err) {
-      await pg.stop();
+      await server.stop();
       throw err;
     }
   }
+}
+
+interface RunningServer {
+  /** Fast shutdown (SIGINT), resolved once the server process has exited. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs the server process itself, in a process group of its own, rather than through the
+ * package's start(), which spawns it in the service's group. A terminal's Ctrl-C sends SIGINT to
+ * the whole foreground group: Postgres then shut down at the same moment as the service, before
+ * the service's shutdown had recorded the commands still running (their operations stayed
+ * RUNNING). Now only the service signals it, last. Should the service exit without its shutdown
+ * (a crash), the 'exit' hook still stops it.
+ */
+async function runServer(
+  dir: string,
+  port: number,
+  asRoot: boolean,
+  signal: AbortSignal | undefined,
+  onLine: (line: string) => void,
+): Promise<RunningServer> {
+  const bin = join(dirname(embeddedInitdbPath()), 'postgres');
+  const user = asRoot ? postgresUser() : undefined;
+  if (asRoot && !user) throw new Error('no `postgres` system user to run the embedded PostgreSQL as');
+  const child = spawn(
+    bin,
+    ['-D', dir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
+    {
+      ...(user ? { uid: user.uid, gid: user.gids[0] } : {}),
+      // English messages: readiness and a taken port are recognised by their text.
+      env: { ...process.env, LC_MESSAGES: 'C' },
+      detached: true,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  const running = () => child.exitCode === null && child.signalCode === null;
+  const stopNow = (): void => {
+    if (running()) child.kill('SIGINT');
+  };
+  process.on('exit', stopNow);
+  const stop = async (): Promise<void> => {
+    stopNow();
+    await exited;
+    process.removeListener('exit', stopNow);
+  };
+  signal?.addEventListener('abort', stopNow, { once: true });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let pending = '';
+      child.stderr.on('data', (chunk: Buffer) => {
+        pending += chunk.toString('utf8');
+        const lines = pending.split('\n');
+        pending = lines.pop() ?? '';
+        for (const line of lines) {
+          onLine(line);
+          if (line.includes('database system is ready to accept connections')) resolve();
+        }
+      });
+      child.once('error', reject);
+      void exited.then(() =>
+        reject(new Error(`embedded PostgreSQL exited during start-up (port ${port}, data ${dir})`)),
+      );
+    });
+  } catch (err) {
+    await stop();
+    throw err;
+  } finally {
+    signal?.removeEventListener('abort', stopNow);
+  }
+  return { stop };
 }
 
 async function createDatabaseIfMissing(adminUrl: string, database: string): Promise<void> {
