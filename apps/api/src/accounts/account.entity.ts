@@ -25,20 +25,6 @@ export class Account extends UpdatableEntity {
   @Column({ name: 'vpn_subnet', type: 'cidr' })
   vpnSubnet: string;
 
-  /**
-   * Where the search for a new device's tunnel address starts: every host offset of the subnet
-   * below it is taken (TunnelAddressPool). Written only by AccountsRepository, never through the entity.
-   */
-  @Column({
-    name: 'next_tunnel_host',
-    type: 'integer',
-    default: 2,
-    select: false,
-    insert: false,
-    update: false,
-  })
-  nextTunnelHost?: number;
-
   /** Deleting an account with children is refused (explicitly, and by this foreign key). */
   @ManyToOne(() => Account, { onDelete: 'RESTRICT', nullable: true })
   @JoinColumn({ name: 'scope_id', foreignKeyConstraintName: 'account_parent_fk' })

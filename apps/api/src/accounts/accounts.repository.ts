@@ -83,7 +83,9 @@ export class AccountsRepository {
     id: string,
   ): Promise<{ vpnSubnet: string; nextTunnelHost: number } | null> {
     const rows: Array<{ vpn_subnet: string; next_tunnel_host: number }> = await em.query(
-      'SELECT vpn_subnet::text, next_tunnel_host FROM account WHERE id = $1 FOR UPDATE',
+      `SELECT a.vpn_subnet::text, coalesce(h.next_host, 2) AS next_tunnel_host
+         FROM account a LEFT JOIN tunnel_address_hint h ON h.scope_id = a.id
+        WHERE a.id = $1 FOR UPDATE OF a`,
       [id],
     );
     return rows[0] ? { vpnSubnet: rows[0].vpn_subnet, nextTunnelHost: rows[0].next_tunnel_host } : null;
@@ -91,7 +93,11 @@ export class AccountsRepository {
 
   /** After a tunnel address was handed out: the search for the next one starts above `host`. The caller holds the row lock. */
   async tunnelHostTaken(em: EntityManager, id: string, host: number): Promise<void> {
-    await em.query('UPDATE account SET next_tunnel_host = $2 WHERE id = $1', [id, host + 1]);
+    await em.query(
+      `INSERT INTO tunnel_address_hint (scope_id, next_host) VALUES ($1, $2)
+       ON CONFLICT (scope_id) DO UPDATE SET next_host = EXCLUDED.next_host`,
+      [id, host + 1],
+    );
   }
 
   /**
@@ -100,8 +106,9 @@ export class AccountsRepository {
    */
   async tunnelAddressFreed(em: EntityManager, id: string, address: string): Promise<void> {
     await em.query(
-      `UPDATE account SET next_tunnel_host = least(next_tunnel_host, ($2::inet - network(vpn_subnet))::int)
-        WHERE id = $1 AND $2::inet << vpn_subnet`,
+      `UPDATE tunnel_address_hint h SET next_host = least(h.next_host, ($2::inet - network(a.vpn_subnet))::int)
+         FROM account a
+        WHERE h.scope_id = $1 AND a.id = $1 AND $2::inet << a.vpn_subnet`,
       [id, address],
     );
   }
