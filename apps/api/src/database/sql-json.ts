@@ -4,6 +4,12 @@
  * (the fleet-status page, the device list).
  */
 
-/** A timestamptz as JSON, exactly as `JSON.stringify(date)` writes it (UTC, milliseconds, `Z`). */
-export const jsonTime = (col: string): string =>
-  `coalesce('"' || to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') || '"', 'null')`;
+/**
+ * A timestamptz as the text `JSON.stringify(date)` writes inside its quotes (UTC, milliseconds,
+ * `Z`); null stays null. For a `row_to_json` column, which adds the quotes itself.
+ */
+export const isoTime = (col: string): string =>
+  `to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+
+/** A timestamptz as JSON, exactly as `JSON.stringify(date)` writes it (`null` for null). */
+export const jsonTime = (col: string): string => `coalesce('"' || ${isoTime(col)} || '"', 'null')`;

@@ -6,6 +6,7 @@ import { AppError } from '../common/app-error';
 import { isUniqueViolation } from '../common/db-errors';
 import { updateWithOptlock } from '../common/optlock';
 import { Device, type ConnectionStatus, type DeviceStatus } from './device.entity';
+import { isoTime } from '../database/sql-json';
 
 /** The fields of a new device; the caller has allocated its tunnel address. */
 export interface NewDevice {
@@ -67,9 +68,6 @@ export interface DeviceState {
   status: string;
   statusCode: string;
 }
-
-/** A nullable timestamptz column as the text `JSON.stringify(date)` writes (UTC, milliseconds, `Z`). */
-const isoTime = (col: string) => `to_char(${col} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
 /**
  * One device of `d` as a row whose `row_to_json` is exactly what `JSON.stringify` gives

@@ -9,9 +9,9 @@ import { DevicesRepository } from './devices.repository';
  * VPN subnet. The first host (.1) is kept for the VPN server side. Allocating
  * locks the account row (FOR UPDATE) for the transaction, which serialises
  * allocation per account; the unique (scope_id, tunnel_ip) constraint is the backstop.
- * The account keeps where the search starts (every offset below it is taken): a
- * creation probes one address, not every device's, and a deletion lowers the start
- * to the address it freed (`release`).
+ * The account's `tunnel_address_hint` row keeps where the search starts (every offset
+ * below it is taken): a creation probes one address, not every device's, and a
+ * deletion lowers the start to the address it freed (`release`).
  */
 @Injectable()
 export class TunnelAddressPool {
