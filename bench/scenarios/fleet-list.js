@@ -3,8 +3,11 @@
 // devices (10,000 in full mode), 10 connections; p99 is the figure. Ceiling: the same page query
 // from the bare node:http + pg server, its rows sent with JSON.stringify (ours: the page statement
 // writes the body, see DevicesRepository.listPageJson).
+// Then the same pages by cursor (…&cursor=<the previous page's nextCursor>) against the same pages
+// by offset, alternating, in the same run: what keyset paging saves over the offset walk.
 const { startCeilingServer, httpLoad } = require('../lib/stack');
 const { alternate, checkHttp, ratio, latencyPair } = require('../lib/measure');
+const { Api } = require('../lib/api');
 
 const PAGE = 500;
 const CONNECTIONS = 10;
@@ -12,7 +15,7 @@ const CONNECTIONS = 10;
 module.exports = {
   id: 'fleet-list',
   title: 'Fleet listing',
-  timeoutMs: (ctx) => ctx.opts.rounds * 2 * (ctx.opts.warmupMs + ctx.opts.durationMs + 20_000) + 30_000,
+  timeoutMs: (ctx) => ctx.opts.rounds * 4 * (ctx.opts.warmupMs + ctx.opts.durationMs + 20_000) + 60_000,
   async run(ctx) {
     // What autovacuum does on a normal server (the shared test server runs with autovacuum off):
     // statistics for the planner and the visibility map, for ours and the ceiling alike.
@@ -42,6 +45,22 @@ module.exports = {
     }
     const errorRate = checkHttp('fleet listing (ours)', m.ours);
     checkHttp('fleet listing (ceiling)', m.ceiling);
+
+    // The cursor of every page, walked once.
+    const api = new Api(ctx.api.url, ctx.token);
+    const cursorPaths = [`/v1/_/devices?limit=${PAGE}`];
+    for (let i = 1; i < pages; i++) {
+      const body = await api.call('GET', cursorPaths[i - 1]);
+      if (!body.nextCursor) throw new Error(`page ${i} of ${pages} has no nextCursor`);
+      cursorPaths.push(`/v1/_/devices?limit=${PAGE}&cursor=${body.nextCursor}`);
+    }
+    const c = await alternate(
+      ctx.opts.rounds,
+      () => httpLoad(ctx, 'load-list-offset', { ...base, url: ctx.api.url }),
+      () => httpLoad(ctx, 'load-list-cursor', { ...base, paths: cursorPaths, url: ctx.api.url }),
+    );
+    const cursorErrors = checkHttp('fleet listing by cursor', c.ours);
+    checkHttp('fleet listing by offset', c.ceiling);
     return {
       rows: [
         {
@@ -56,8 +75,21 @@ module.exports = {
           met: m.ours.latency.p99Ms <= 50 && errorRate <= 0.01,
           errorRate,
         },
+        {
+          scenario: `Fleet listing by cursor (the same ${pages} pages, ${CONNECTIONS} conns; baseline: ours by offset)`,
+          unit: 'pages/s',
+          ours: c.ours.rps,
+          ceiling: c.ceiling.rps,
+          ratio: ratio(c.ours.rps, c.ceiling.rps),
+          oursLatency: latencyPair(c.ours.latency),
+          ceilingLatency: latencyPair(c.ceiling.latency),
+          target: 'reported (no target set)',
+          met: null,
+          errorRate: cursorErrors,
+          note: 'ceiling column: our own API paging the same pages by offset, alternating with the cursor runs',
+        },
       ],
-      details: { pages, pageSize: PAGE, devices: ctx.devices.length, ...m },
+      details: { pages, pageSize: PAGE, devices: ctx.devices.length, ...m, cursor: c },
     };
   },
 };

@@ -57,5 +57,22 @@ describe('a client generated from the OpenAPI spec', () => {
       params: { path: { scopeId: '_' }, query: { clientId: 'gen-client-1', askTotalCount: true } },
     });
     expect(list.data).toMatchObject({ size: 1, totalCount: 1, limitExceeded: false });
+
+    // Walking the fleet by cursor, typed: nextCursor comes back as the next page's cursor.
+    await client.POST('/v1/{scopeId}/devices', {
+      params: { path: { scopeId: '_' } },
+      body: { clientId: 'gen-client-2' },
+    });
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await client.GET('/v1/{scopeId}/vpn/status', {
+        params: { path: { scopeId: '_' }, query: { limit: 1, ...(cursor ? { cursor } : {}) } },
+      });
+      expect(page.response.status).toBe(200);
+      seen.push(...(page.data?.items.map((i) => i.clientId) ?? []));
+      cursor = page.data?.nextCursor;
+    } while (cursor && seen.length < 10);
+    expect(seen).toEqual(['gen-client-1', 'gen-client-2']);
   });
 });

@@ -13,6 +13,7 @@ import {
 import { createAccount, createTenant, type Tenant } from '../support/factories';
 import { bearer, expectError, login } from '../support/http';
 import { startTestApi, type TestApi } from '../support/test-api';
+import { encodeCursor } from '../../apps/api/src/common/list-cursor';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -342,8 +343,58 @@ describe('device registry (REST: /v1/{scopeId}/devices)', () => {
         { clientId: 'x'.repeat(65) },
         { matchTerm: 'x'.repeat(256) },
         { unknownFilter: 'x' },
+        { cursor: 'not a cursor' },
+        { cursor: '' },
+        { cursor: Buffer.from('alpha-1\nnot-a-uuid').toString('base64url') },
       ];
       for (const query of bad) expectError(await list(token, query), 400, 'INVALID_ARGUMENT');
+    });
+
+    it('should page by cursor: nextCursor while more follow, the next page right after it, and never with an offset', async () => {
+      const all = ['alpha-1', 'alpha-2', 'beta-1', ids.gamma.clientId];
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      let pages = 0;
+      do {
+        const res = await list(token, { limit: 1, ...(cursor ? { cursor } : {}) }).expect(200);
+        const body = res.body as { limitExceeded: boolean; nextCursor?: string };
+        seen.push(...clientIdsOf(res));
+        // The cursor is there exactly when more follow.
+        expect(body.nextCursor !== undefined).toBe(body.limitExceeded);
+        cursor = body.nextCursor;
+        pages++;
+      } while (cursor && pages < 10);
+      expect(seen).toEqual(all);
+
+      // With filters and the total: the count covers the whole filtered list, not what is left.
+      const first = await list(token, { matchTerm: 'alpha', limit: 1, askTotalCount: true }).expect(200);
+      expect(first.body).toMatchObject({ size: 1, limitExceeded: true, totalCount: 2 });
+      expect(Object.keys(first.body as object)).toEqual([
+        'items',
+        'size',
+        'limitExceeded',
+        'totalCount',
+        'nextCursor',
+      ]);
+      const rest = await list(token, {
+        matchTerm: 'alpha',
+        askTotalCount: true,
+        cursor: (first.body as { nextCursor: string }).nextCursor,
+      }).expect(200);
+      expect(rest.body).toEqual({
+        items: [expect.objectContaining({ clientId: 'alpha-2' })],
+        size: 1,
+        limitExceeded: false,
+        totalCount: 2,
+      });
+      expect(rest.text).toBe(JSON.stringify(rest.body));
+
+      const combined = await list(token, {
+        offset: 1,
+        cursor: (first.body as { nextCursor: string }).nextCursor,
+      });
+      expectError(combined, 400, 'INVALID_ARGUMENT');
+      expect(JSON.stringify(combined.body)).toContain('cursor and offset cannot be combined');
     });
 
     it('should page with offset and limit, flag limitExceeded and count on request', async () => {
@@ -508,6 +559,18 @@ describe('device registry (REST: /v1/{scopeId}/devices)', () => {
       () => request(api.url).get(`/v1/${scope}/devices/${id}/events`),
       () => request(api.url).get(`/v1/${scope}/devices/${id}/vpn`),
     ];
+
+    it("should list only A's devices after a cursor that names one of B's", async () => {
+      const foreign = (
+        await request(api.url).get('/v1/_/devices').query({ limit: 1 }).set(bearer(b.admin.token)).expect(200)
+      ).body as { items: Array<{ id: string; clientId: string }> };
+      const aDevice = await createDevice(api, a.admin.token, '_', { clientId: `zz-${bDevice.clientId}` });
+      const cursor = encodeCursor({ clientId: foreign.items[0].clientId, id: foreign.items[0].id });
+      const page = await request(api.url).get('/v1/_/devices').query({ cursor }).set(bearer(a.admin.token));
+      expect(page.status).toBe(200);
+      expect((page.body as { items: Array<{ id: string }> }).items.map((d) => d.id)).toEqual([aDevice.id]);
+      await request(api.url).delete(`/v1/_/devices/${aDevice.id}`).set(bearer(a.admin.token)).expect(204);
+    });
 
     it("should answer 404 when A addresses B's device through its own scope", async () => {
       for (const attempt of attempts('_', bDevice.id)) {

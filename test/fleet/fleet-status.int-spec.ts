@@ -12,6 +12,7 @@ import {
 import { createAccount, createTenant, createUser, type AccountBody, type Tenant } from '../support/factories';
 import { bearer, expectError, login } from '../support/http';
 import { startTestApi, type TestApi } from '../support/test-api';
+import { encodeCursor } from '../../apps/api/src/common/list-cursor';
 import { createDeviceIn, SimDevice, startGateway } from '../gateways/gateway-fixtures';
 
 interface FleetItem extends VpnStatusBody {
@@ -26,6 +27,7 @@ interface FleetPage {
   size: number;
   limitExceeded: boolean;
   totalCount?: number;
+  nextCursor?: string;
 }
 
 describe('fleet status (GET /v1/{scopeId}/vpn/status and /vpn/summary)', () => {
@@ -181,11 +183,13 @@ describe('fleet status (GET /v1/{scopeId}/vpn/status and /vpn/summary)', () => {
       // The page statement writes the body: byte for byte what JSON.stringify makes of the same value.
       expect(res.text).toBe(JSON.stringify(res.body));
       const body = res.body as FleetPage;
-      expect(Object.keys(body)).toEqual(
-        query.askTotalCount
-          ? ['items', 'size', 'limitExceeded', 'totalCount']
-          : ['items', 'size', 'limitExceeded'],
-      );
+      expect(Object.keys(body)).toEqual([
+        'items',
+        'size',
+        'limitExceeded',
+        ...(query.askTotalCount ? ['totalCount'] : []),
+        ...(body.limitExceeded ? ['nextCursor'] : []),
+      ]);
       for (const item of body.items) {
         expect(Object.keys(item)).toEqual([
           'deviceId',
@@ -311,6 +315,71 @@ describe('fleet status (GET /v1/{scopeId}/vpn/status and /vpn/summary)', () => {
     });
   });
 
+  it('should page by cursor: every device once, in order, also over a subtree where client ids repeat', async () => {
+    // A device of the child account with the same client id as one of the scope's own devices.
+    const twin = await createDevice(api, token, child.id, { clientId: dev['c-never'].clientId });
+    try {
+      const walk = async (query: Record<string, string | number | boolean>) => {
+        const ids: string[] = [];
+        let cursor: string | undefined;
+        for (let pages = 0; pages < 20; pages++) {
+          const p = await page({ ...query, ...(cursor ? { cursor } : {}) });
+          ids.push(...p.items.map((i) => i.deviceId));
+          expect(p.nextCursor !== undefined).toBe(p.limitExceeded);
+          cursor = p.nextCursor;
+          if (!cursor) return ids;
+        }
+        throw new Error('more than 20 pages');
+      };
+      const ids = (p: FleetPage) => p.items.map((i) => i.deviceId);
+      const queries: Array<Record<string, string | boolean>> = [
+        { recursive: true },
+        {},
+        { connected: false, recursive: true },
+        { deviceConnection: 'NEVER_CONNECTED', recursive: true },
+      ];
+      for (const query of queries) {
+        const everything = ids(await page({ ...query, limit: 500 }));
+        for (const limit of [1, 2, 3]) expect(await walk({ ...query, limit })).toEqual(everything);
+      }
+      expect(await walk({ recursive: true, limit: 1 })).toContain(twin.id);
+      // The count covers the whole list; a cursor page sends the same JSON as JSON.stringify.
+      const first = await page({ recursive: true, limit: 2, askTotalCount: true });
+      const res = await fleet({ recursive: true, limit: 2, askTotalCount: true, cursor: first.nextCursor! });
+      expect(res.status).toBe(200);
+      expect(res.text).toBe(JSON.stringify(res.body));
+      expect(res.body).toMatchObject({ size: 2, totalCount: 7 });
+    } finally {
+      await request(api.url).delete(`/v1/${child.id}/devices/${twin.id}`).set(bearer(token)).expect(204);
+    }
+  });
+
+  it('should refuse a cursor it did not write, or one with an offset, with 400', async () => {
+    const { nextCursor } = await page({ limit: 1 });
+    const bad: Array<Record<string, string | number>> = [
+      { cursor: 'bogus!' },
+      { cursor: Buffer.from('a-up\nnot-a-uuid').toString('base64url') },
+      { cursor: nextCursor!, offset: 2 },
+    ];
+    for (const query of bad) expectError(await fleet(query), 400, 'INVALID_ARGUMENT');
+  });
+
+  it("should list only the caller's devices after a cursor that names another tenant's device", async () => {
+    const mine = await page({}, '_');
+    const cursor = encodeCursor({ clientId: foreign.clientId, id: foreign.id });
+    const after = (await fleet({ cursor }, '_')).body as FleetPage;
+    // Only our own devices, those after the foreign client id in the order.
+    expect(after.items.map((i) => i.deviceId)).toEqual(
+      mine.items.filter((i) => i.clientId > foreign.clientId).map((i) => i.deviceId),
+    );
+    expect(after.items.map((i) => i.deviceId)).not.toContain(foreign.id);
+    // And the other way round: their list after our cursor holds nothing of ours.
+    const ours = encodeCursor({ clientId: dev['a-up'].clientId, id: dev['a-up'].id });
+    const res = await fleet({ cursor: ours, recursive: true }, '_', other.admin.token);
+    expect(res.status).toBe(200);
+    for (const item of (res.body as FleetPage).items) expect(item.scopeId).toBe(other.account.id);
+  });
+
   it('should cover the account subtree with recursive=true, and only the scope without it', async () => {
     expect(clientIds(await page())).not.toContain(childDevice.clientId);
     const all = await page({ recursive: true });
@@ -381,6 +450,12 @@ describe('fleet status (GET /v1/{scopeId}/vpn/status and /vpn/summary)', () => {
       expect((await conditional(etag, { limit: 2 })).status).toBe(200);
       expect((await conditional(etag, { recursive: true })).status).toBe(200);
       expect(await etagOf({ limit: 2 })).not.toBe(etag);
+      // Each cursor names another page: its own validator, and 304 to its own repeat.
+      const { nextCursor } = await page({ limit: 2 });
+      const cursorTag = await etagOf({ limit: 2, cursor: nextCursor! });
+      expect(cursorTag).not.toBe(await etagOf({ limit: 2 }));
+      expect((await conditional(cursorTag, { limit: 2, cursor: nextCursor! })).status).toBe(304);
+      expect((await conditional(cursorTag, { limit: 2 })).status).toBe(200);
       // The same query written differently is the same query.
       expect(await etagOf({ deviceConnection: 'MISSING,CONNECTED' })).toBe(
         await etagOf({ deviceConnection: 'CONNECTED,MISSING' }),

@@ -1108,6 +1108,8 @@ export interface components {
             limitExceeded: boolean;
             /** @description Present when askTotalCount=true */
             totalCount?: number;
+            /** @description Present when more items follow (`limitExceeded`): pass it as `cursor` to get the next page */
+            nextCursor?: string;
             items: components["schemas"]["DeviceDto"][];
         };
         DeviceOperationDto: {
@@ -1230,6 +1232,8 @@ export interface components {
             limitExceeded: boolean;
             /** @description Present when askTotalCount=true */
             totalCount?: number;
+            /** @description Present when more items follow (`limitExceeded`): pass it as `cursor` to get the next page */
+            nextCursor?: string;
             items: components["schemas"]["FleetStatusItemDto"][];
         };
         FleetSummaryDto: {
@@ -3445,6 +3449,8 @@ export interface operations {
                 offset?: number;
                 limit?: number;
                 askTotalCount?: boolean;
+                /** @description Continue after a previous page: its `nextCursor`. Pages by cursor neither skip nor repeat a device when devices are added or removed meanwhile, and cost the same at any depth. Not with `offset`. */
+                cursor?: string;
                 clientId?: string;
                 status?: "ENABLED" | "DISABLED";
                 connectionStatus?: "NEVER_CONNECTED" | "CONNECTED" | "DISCONNECTED" | "MISSING";
@@ -6351,6 +6357,8 @@ export interface operations {
                 offset?: number;
                 limit?: number;
                 askTotalCount?: boolean;
+                /** @description Continue after a previous page: its `nextCursor`. Pages by cursor neither skip nor repeat a device when devices are added or removed meanwhile, and cost the same at any depth. Not with `offset`. */
+                cursor?: string;
                 /** @description Cover the scope's whole account subtree */
                 recursive?: boolean;
                 /** @description Only devices whose `connected` is this value */

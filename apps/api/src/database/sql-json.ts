@@ -13,3 +13,12 @@ export const isoTime = (col: string): string =>
 
 /** A timestamptz as JSON, exactly as `JSON.stringify(date)` writes it (`null` for null). */
 export const jsonTime = (col: string): string => `coalesce('"' || ${isoTime(col)} || '"', 'null')`;
+
+/**
+ * The `nextCursor` text of the device with this client id and id, as encodeCursor writes it
+ * (common/list-cursor.ts): base64url of `<clientId>\n<deviceId>`, without padding. `encode`
+ * writes base64 with a line break every 76 characters; `translate` maps `+/` to `-_` and drops the
+ * padding and the line breaks.
+ */
+export const cursorText = (clientIdCol: string, idCol: string): string =>
+  `translate(encode(convert_to(${clientIdCol} || chr(10) || ${idCol}, 'UTF8'), 'base64'), E'+/=\\n', '-_')`;

@@ -2,8 +2,11 @@ import { randomUUID } from 'node:crypto';
 import type { BirthCertificate } from '@app/protocol';
 import { Device } from './device.entity';
 import { DevicesRepository, type InferredConnection } from './devices.repository';
-import { toDeviceDto } from './dto/device.dto';
-import { toListResult } from '../common/list';
+import { MoreThan } from 'typeorm';
+import { toDeviceDto, type DeviceDto } from './dto/device.dto';
+import { toListResult, type ListResult } from '../common/list';
+import { decodeCursor, encodeCursor, type ListCursor } from '../common/list-cursor';
+import { cursorText } from '../database/sql-json';
 import { createRepositoryDb, suffix, type RepositoryDb } from '../../../../test/support/repository-db';
 
 /** The devices repository against a real, migrated Postgres, without the API or a broker. */
@@ -334,17 +337,26 @@ describe('DevicesRepository', () => {
     const reference = async (
       scopeId: string,
       where: Record<string, unknown>,
-      q: { offset: number; limit: number; askTotalCount: boolean },
+      q: { offset: number; limit: number; askTotalCount: boolean; cursor: ListCursor | null },
     ): Promise<string> => {
       const devices = db.ds.getRepository(Device);
+      const after = q.cursor ? { clientId: MoreThan(q.cursor.clientId) } : {};
       const rows = await devices.find({
-        where: { scopeId, ...where },
+        where: { scopeId, ...where, ...after },
         order: { clientId: 'ASC' },
         skip: q.offset,
         take: q.limit + 1,
       });
       const total = q.askTotalCount ? await devices.count({ where: { scopeId, ...where } }) : undefined;
-      return JSON.stringify(toListResult(rows, { ...q }, toDeviceDto, total));
+      const list: ListResult<DeviceDto> & { nextCursor?: string } = toListResult(
+        rows,
+        { ...q },
+        toDeviceDto,
+        total,
+      );
+      const last = list.items[list.items.length - 1];
+      if (list.limitExceeded) list.nextCursor = encodeCursor({ clientId: last.clientId, id: last.id });
+      return JSON.stringify(list);
     };
 
     it('should write exactly the bytes JSON.stringify gave for every page, filter and field form', async () => {
@@ -365,16 +377,18 @@ describe('DevicesRepository', () => {
       );
       await db.ds.query(`UPDATE device SET application_ids = 'x' WHERE id = $1`, [made[2].id]);
       const pages = [
-        { offset: 0, limit: 3, askTotalCount: false },
-        { offset: 3, limit: 3, askTotalCount: true },
-        { offset: 6, limit: 3, askTotalCount: true },
-        { offset: 10, limit: 3, askTotalCount: true },
-        { offset: 0, limit: 500, askTotalCount: false },
+        { offset: 0, limit: 3, askTotalCount: false, cursor: null },
+        { offset: 3, limit: 3, askTotalCount: true, cursor: null },
+        { offset: 6, limit: 3, askTotalCount: true, cursor: null },
+        { offset: 10, limit: 3, askTotalCount: true, cursor: null },
+        { offset: 0, limit: 500, askTotalCount: false, cursor: null },
+        { offset: 0, limit: 2, askTotalCount: true, cursor: { clientId: made[2].clientId, id: made[2].id } },
+        { offset: 0, limit: 2, askTotalCount: false, cursor: { clientId: made[6].clientId, id: made[6].id } },
       ];
       for (const q of pages) {
         expect(await repo.listPageJson(a.id, {}, q)).toBe(await reference(a.id, {}, q));
       }
-      const q = { offset: 0, limit: 50, askTotalCount: true };
+      const q = { offset: 0, limit: 50, askTotalCount: true, cursor: null };
       expect(await repo.listPageJson(a.id, { status: 'DISABLED' }, q)).toBe(
         await reference(a.id, { status: 'DISABLED' }, q),
       );
@@ -387,6 +401,65 @@ describe('DevicesRepository', () => {
       expect(matched.items.map((d) => d.id).sort()).toEqual([made[1].id, made[4].id].sort());
       // A LIKE wildcard in the term is a literal character.
       expect(JSON.parse(await repo.listPageJson(a.id, { matchTerm: '%' }, q)).size).toBe(0);
+    });
+
+    it("should write a device's cursor in SQL exactly as encodeCursor does, up to the longest client id", async () => {
+      for (const clientId of ['a', 'gw-0042.site_A', 'x'.repeat(64), `${'y'.repeat(63)}-`]) {
+        const id = randomUUID();
+        const [row] = await db.ds.query<Array<{ cursor: string }>>(
+          `SELECT ${cursorText('$1::text', '$2::text')} AS cursor`,
+          [clientId, id],
+        );
+        expect(row.cursor).toBe(encodeCursor({ clientId, id }));
+      }
+    });
+
+    it('should walk every device once by cursor while devices are created and deleted between pages', async () => {
+      const a = await db.account();
+      const other = await db.account();
+      await db.device(other, { clientId: 'walk-00' });
+      const ids = new Map<string, string>();
+      for (let i = 1; i <= 9; i++) {
+        const d = await db.device(a, { clientId: `walk-${String(i * 10).padStart(2, '0')}` });
+        ids.set(d.clientId, d.id);
+      }
+      type Page = {
+        items: Array<{ id: string; clientId: string }>;
+        limitExceeded: boolean;
+        nextCursor?: string;
+      };
+      const page = async (cursor: string | null): Promise<Page> =>
+        JSON.parse(
+          await repo.listPageJson(
+            a.id,
+            {},
+            { offset: 0, limit: 4, askTotalCount: false, cursor: cursor ? decodeCursor(cursor) : null },
+          ),
+        ) as Page;
+      const first = await page(null);
+      expect(first.items.map((d) => d.clientId)).toEqual(['walk-10', 'walk-20', 'walk-30', 'walk-40']);
+      expect(decodeCursor(first.nextCursor)).toEqual({ clientId: 'walk-40', id: ids.get('walk-40') });
+      // Between pages: a device before the cursor is deleted, one before and one after are created.
+      await db.ds.query(`DELETE FROM device WHERE id = $1`, [ids.get('walk-20')]);
+      await db.device(a, { clientId: 'walk-15' });
+      await db.device(a, { clientId: 'walk-45' });
+      const second = await page(first.nextCursor!);
+      // With offset 4 this page would start at walk-50 and never show walk-45.
+      expect(second.items.map((d) => d.clientId)).toEqual(['walk-45', 'walk-50', 'walk-60', 'walk-70']);
+      const third = await page(second.nextCursor!);
+      expect(third.items.map((d) => d.clientId)).toEqual(['walk-80', 'walk-90']);
+      expect(third.limitExceeded).toBe(false);
+      expect(third.nextCursor).toBeUndefined();
+      // A page of exactly `limit` devices with nothing after it has no cursor either.
+      const exact = JSON.parse(
+        await repo.listPageJson(
+          a.id,
+          {},
+          { offset: 0, limit: 2, askTotalCount: false, cursor: decodeCursor(second.nextCursor) },
+        ),
+      ) as Page;
+      expect(exact.items).toHaveLength(2);
+      expect(exact.nextCursor).toBeUndefined();
     });
   });
 });

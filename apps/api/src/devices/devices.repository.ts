@@ -6,7 +6,8 @@ import { AppError } from '../common/app-error';
 import { isUniqueViolation } from '../common/db-errors';
 import { updateWithOptlock } from '../common/optlock';
 import { Device, type ConnectionStatus, type DeviceStatus } from './device.entity';
-import { isoTime } from '../database/sql-json';
+import { cursorText, isoTime } from '../database/sql-json';
+import type { ListCursor } from '../common/list-cursor';
 
 /** The fields of a new device; the caller has allocated its tunnel address. */
 export interface NewDevice {
@@ -123,13 +124,15 @@ export class DevicesRepository {
 
   /**
    * A page of the scope's devices ordered by client id, as the list body's JSON text
-   * (`{"items":[…],"size":…,"limitExceeded":…[,"totalCount":…]}`, toListResult's shape): the page
-   * is taken from the (scope_id, client_id) index with one extra row that only sets limitExceeded.
+   * (`{"items":[…],"size":…,"limitExceeded":…[,"totalCount":…][,"nextCursor":…]}`, toListResult's
+   * shape and the cursor of the page's last device when more follow): the page is taken from the
+   * (scope_id, client_id) index, from `offset` or after `cursor`, with one extra row that only sets
+   * limitExceeded.
    */
   async listPageJson(
     scopeId: string,
     filter: DeviceListFilter,
-    page: { offset: number; limit: number; askTotalCount: boolean },
+    page: { offset: number; limit: number; askTotalCount: boolean; cursor: ListCursor | null },
   ): Promise<string> {
     const params: unknown[] = [scopeId];
     const where = ['d.scope_id = $1'];
@@ -146,11 +149,17 @@ export class DevicesRepository {
       );
     }
     const cond = where.join(' AND ');
+    // A cursor names the last device of the previous page; client ids are unique in an account.
+    const pick = page.cursor ? `${cond} AND d.client_id > ${param(page.cursor.clientId)}` : cond;
     const limit = `${param(page.limit)}::int`;
     const offset = `${param(page.offset)}::int`;
     const total = page.askTotalCount
       ? ` || ',"totalCount":' || (SELECT count(*) FROM device d WHERE ${cond})`
       : '';
+    const last = (col: string) => `max(${col}) FILTER (WHERE p.n = ${limit})`;
+    const next = ` || CASE WHEN count(*) > ${limit}
+                      THEN ',"nextCursor":"' || ${cursorText(last('p.client_id'), last('p.id::text'))} || '"'
+                      ELSE '' END`;
     // The page is picked by clientId alone (from the (scope_id, client_id) index when unfiltered:
     // the rows skipped by the offset are never read), then only its devices are read and written,
     // each looked up by the index (OFFSET 0 keeps the lookup a nested loop: as a join, Postgres
@@ -158,10 +167,10 @@ export class DevicesRepository {
     const rows: Array<{ body: string }> = await this.dataSource.query(
       `SELECT '{"items":[' || coalesce(string_agg(p.item, ',' ORDER BY p.n) FILTER (WHERE p.n <= ${limit}), '')
               || '],"size":' || count(*) FILTER (WHERE p.n <= ${limit})
-              || ',"limitExceeded":' || (count(*) > ${limit})${total} || '}' AS body
-         FROM (SELECT (SELECT row_to_json(r)::text FROM (${DEVICE_ROW}) r) AS item,
+              || ',"limitExceeded":' || (count(*) > ${limit})${total}${next} || '}' AS body
+         FROM (SELECT (SELECT row_to_json(r)::text FROM (${DEVICE_ROW}) r) AS item, d.client_id, d.id,
                       row_number() OVER (ORDER BY d.client_id) AS n
-                 FROM (SELECT d.client_id FROM device d WHERE ${cond}
+                 FROM (SELECT d.client_id FROM device d WHERE ${pick}
                         ORDER BY d.client_id OFFSET ${offset} LIMIT ${limit} + 1) pick
                  CROSS JOIN LATERAL (SELECT * FROM device d
                                       WHERE d.scope_id = $1 AND d.client_id = pick.client_id OFFSET 0) d) p`,

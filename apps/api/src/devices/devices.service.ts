@@ -3,6 +3,7 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { DataSource, Repository } from 'typeorm';
 import { AppError } from '../common/app-error';
 import { paginate, type ListResult } from '../common/list';
+import { queryCursor } from '../common/list-cursor';
 import { digest, generateSecret } from '../common/secrets';
 import { BrokerCredentials } from '../mqtt/broker-credentials';
 import { DevicePeers } from '../gateways/device-peers.service';
@@ -65,7 +66,11 @@ export class DevicesService {
    */
   listJson(scopeId: string, q: DeviceListQueryDto): Promise<string> {
     const { clientId, status, connectionStatus, matchTerm } = q;
-    return this.repository.listPageJson(scopeId, { clientId, status, connectionStatus, matchTerm }, q);
+    return this.repository.listPageJson(
+      scopeId,
+      { clientId, status, connectionStatus, matchTerm },
+      { offset: q.offset, limit: q.limit, askTotalCount: q.askTotalCount, cursor: queryCursor(q) },
+    );
   }
 
   /** Creates the device with a tunnel address that stays unique under concurrent creation. */

@@ -1,7 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { DISCONNECTED_IP, StatusCodes } from '@app/protocol';
-import { jsonTime } from '../database/sql-json';
+import { cursorText, jsonTime } from '../database/sql-json';
+import type { ListCursor } from '../common/list-cursor';
 
 /** The devices a fleet read covers: one account, or an account and its whole subtree. */
 export interface FleetScope {
@@ -16,6 +17,14 @@ export interface FleetFilters {
   deviceConnection?: string[];
   status?: string[];
   statusCode?: string[];
+}
+
+/** Which page: from `offset`, or after `cursor` (then `offset` is 0), with or without the total. */
+export interface FleetPage {
+  offset: number;
+  limit: number;
+  withTotal: boolean;
+  cursor: ListCursor | null;
 }
 
 export interface FleetCountRow {
@@ -79,16 +88,20 @@ const ITEM_JSON = `'{"deviceId":"' || r.id || '","clientId":' || to_json(r.clien
   || '}'`;
 
 /**
- * The list body (`{"items":[…],"size":…,"limitExceeded":…[,"totalCount":…]}`, the shape of
- * toListResult) around a page of at most `limit` + 1 rows of COLUMNS, ordered by client id then
- * id: the extra row only tells that more exist.
+ * The list body (`{"items":[…],"size":…,"limitExceeded":…[,"totalCount":…][,"nextCursor":…]}`,
+ * the shape of toListResult and the cursor of the page's last device when more follow) around a
+ * page of at most `limit` + 1 rows of COLUMNS, ordered by client id then id: the extra row only
+ * tells that more exist.
  */
 function pageBody(pageRows: string, limit: string, total: string | null): string {
   const totalPart = total ? ` || ',"totalCount":' || (${total})` : '';
+  const last = (col: string) => `max(${col}) FILTER (WHERE r.n = ${limit})`;
+  const nextPart = ` || CASE WHEN count(*) > ${limit}
+        THEN ',"nextCursor":"' || ${cursorText(last('r.client_id'), last('r.id::text'))} || '"' ELSE '' END`;
   return `SELECT '{"items":[' || coalesce(string_agg(${ITEM_JSON}, ',' ORDER BY r.client_id, r.id)
                                   FILTER (WHERE r.n <= ${limit}), '')
            || '],"size":' || count(*) FILTER (WHERE r.n <= ${limit})
-           || ',"limitExceeded":' || (count(*) > ${limit})${totalPart} || '}' AS body
+           || ',"limitExceeded":' || (count(*) > ${limit})${totalPart}${nextPart} || '}' AS body
       FROM (SELECT x.*, row_number() OVER (ORDER BY x.client_id, x.id) AS n FROM (${pageRows}) x) r`;
 }
 
@@ -136,6 +149,16 @@ function deviceScopeCondition(scope: FleetScope, p: Params): string {
     : `d.scope_id = ${p.add(scope.id)}`;
 }
 
+/**
+ * Devices after the cursor's in the order (client id, id). Client ids repeat across the accounts of
+ * a subtree, so the id breaks ties; the separate `client_id >=` bound lets the (scope_id, client_id)
+ * index start at the cursor.
+ */
+function afterCursor(cursor: ListCursor, p: Params, alias: string): string {
+  const clientId = p.add(cursor.clientId);
+  return `${alias}client_id >= ${clientId} AND (${alias}client_id, ${alias}id) > (${clientId}, ${p.add(cursor.id)}::uuid)`;
+}
+
 function filterConditions(f: FleetFilters, p: Params): string[] {
   const where: string[] = [];
   if (f.connected !== undefined) where.push(`v.connected = ${p.add(f.connected)}`);
@@ -152,14 +175,14 @@ export class FleetStatusRepository {
   constructor(private readonly dataSource: DataSource) {}
 
   /**
-   * One page, ordered by client id then id (stable under inserts elsewhere in the list), as the
-   * JSON text of the list body (pageBody). With `withTotal` the count of all matching devices comes
-   * in the same statement.
+   * One page, ordered by client id then id, from `offset` or after `cursor` (the last device of the
+   * previous page), as the JSON text of the list body (pageBody). With `withTotal` the count of all
+   * matching devices comes in the same statement.
    */
   async page(
     scope: FleetScope,
     filters: FleetFilters,
-    page: { offset: number; limit: number; withTotal: boolean },
+    page: FleetPage,
     freshSeconds: number,
   ): Promise<string> {
     const derivedFilter =
@@ -168,10 +191,11 @@ export class FleetStatusRepository {
     const p = new Params();
     const fresh = p.add(freshSeconds);
     const where = [scopeCondition(scope, p), ...filterConditions(filters, p)].join(' AND ');
+    const after = page.cursor ? `WHERE ${afterCursor(page.cursor, p, '')}` : '';
     const offset = p.add(page.offset);
     const limit = p.add(page.limit);
     const matching = `SELECT ${COLUMNS} ${FROM} ${derived(fresh)} WHERE ${where}`;
-    const rows = `SELECT * FROM m ORDER BY client_id, id OFFSET ${offset} LIMIT ${limit} + 1`;
+    const rows = `SELECT * FROM m ${after} ORDER BY client_id, id OFFSET ${offset} LIMIT ${limit} + 1`;
     const sql = `WITH m AS (${matching}) ${pageBody(rows, limit, page.withTotal ? 'SELECT count(*) FROM m' : null)}`;
     return this.body(sql, p.values);
   }
@@ -185,7 +209,7 @@ export class FleetStatusRepository {
   private devicePage(
     scope: FleetScope,
     filters: FleetFilters,
-    page: { offset: number; limit: number; withTotal: boolean },
+    page: FleetPage,
     freshSeconds: number,
   ): Promise<string> {
     const p = new Params();
@@ -194,10 +218,12 @@ export class FleetStatusRepository {
     if (filters.deviceConnection?.length)
       conditions.push(`d.connection_status = ANY(${p.add(filters.deviceConnection)}::text[])`);
     const where = conditions.join(' AND ');
+    const after = page.cursor ? ` AND ${afterCursor(page.cursor, p, 'd.')}` : '';
     const offset = p.add(page.offset);
     const limit = p.add(page.limit);
     const rows = `WITH pg AS MATERIALIZED (
-        SELECT d.* FROM device d WHERE ${where} ORDER BY d.client_id, d.id OFFSET ${offset} LIMIT ${limit} + 1)
+        SELECT d.* FROM device d WHERE ${where}${after}
+         ORDER BY d.client_id, d.id OFFSET ${offset} LIMIT ${limit} + 1)
       SELECT ${COLUMNS} ${FROM_PAGE} ${derived(fresh)}`;
     const total = page.withTotal ? `SELECT count(*) FROM device d WHERE ${where}` : null;
     return this.body(pageBody(rows, limit, total), p.values);

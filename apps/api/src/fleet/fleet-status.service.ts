@@ -4,6 +4,7 @@ import { VPN_STATUSES } from '@app/protocol';
 import { APP_CONFIG, type AppConfig } from '../config/app-config';
 import type { RequestScope } from '../auth/principal';
 import { CONNECTION_STATUSES } from '../devices/device.entity';
+import { queryCursor } from '../common/list-cursor';
 import type { FleetScopeQueryDto, FleetStatusQueryDto, FleetSummaryDto } from './dto/fleet-status.dto';
 import { FleetStatusRepository, type FleetScope } from './fleet-status.repository';
 
@@ -49,7 +50,7 @@ export class FleetStatusService {
     const json = await this.repo.page(
       fleet,
       filters,
-      { offset: q.offset, limit: q.limit, withTotal: q.askTotalCount },
+      { offset: q.offset, limit: q.limit, withTotal: q.askTotalCount, cursor: queryCursor(q) },
       this.config.vpnHandshakeFreshSeconds,
     );
     return { etag, notModified: false, json };
@@ -100,6 +101,7 @@ export class FleetStatusService {
       status: sorted(q.status),
       statusCode: sorted(q.statusCode),
       offset: q.offset,
+      cursor: q.cursor ?? null,
       limit: q.limit,
       askTotalCount: q.askTotalCount,
       fresh: this.config.vpnHandshakeFreshSeconds,

@@ -1,7 +1,8 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsIn, IsOptional, IsString, IsUUID, MaxLength, ValidateIf } from 'class-validator';
 import { CLIENT_ID_PATTERN } from '@app/protocol';
-import { ListQueryDto, ListResultDto, UpdatableEntityDto } from '../../common/list';
+import { UpdatableEntityDto } from '../../common/list';
+import { CursorListQueryDto, CursorListResultDto } from '../../common/list-cursor';
 import { OptlockField } from '../../common/optlock';
 import { IsClientId } from '../../common/validators';
 import {
@@ -73,7 +74,7 @@ export class UpdateDeviceDto {
   optlock: number;
 }
 
-export class DeviceListQueryDto extends ListQueryDto {
+export class DeviceListQueryDto extends CursorListQueryDto {
   @ApiPropertyOptional()
   @IsOptional()
   @IsString()
@@ -149,7 +150,7 @@ export class DeviceDto extends UpdatableEntityDto {
   credentialsIssuedOn: Date | null;
 }
 
-export class DeviceListDto extends ListResultDto {
+export class DeviceListDto extends CursorListResultDto {
   @ApiProperty({ type: [DeviceDto] })
   items: DeviceDto[];
 }

@@ -2,7 +2,8 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { ArrayMaxSize, IsArray, IsBoolean, IsIn, IsOptional, Matches } from 'class-validator';
 import { VPN_STATUSES } from '@app/protocol';
-import { BooleanQuery, ListQueryDto, ListResultDto } from '../../common/list';
+import { BooleanQuery } from '../../common/list';
+import { CursorListQueryDto, CursorListResultDto } from '../../common/list-cursor';
 import { CONNECTION_STATUSES } from '../../devices/device.entity';
 import { VpnStatusDto } from '../../vpn/dto/vpn.dto';
 
@@ -27,7 +28,7 @@ export class FleetScopeQueryDto {
   recursive: boolean = false;
 }
 
-export class FleetStatusQueryDto extends ListQueryDto {
+export class FleetStatusQueryDto extends CursorListQueryDto {
   @ApiPropertyOptional({ default: false, description: "Cover the scope's whole account subtree" })
   @IsOptional()
   @BooleanQuery()
@@ -94,7 +95,7 @@ export class FleetStatusItemDto extends VpnStatusDto {
   scopeId: string;
 }
 
-export class FleetStatusListDto extends ListResultDto {
+export class FleetStatusListDto extends CursorListResultDto {
   @ApiProperty({ type: [FleetStatusItemDto] })
   items: FleetStatusItemDto[];
 }
