@@ -17,6 +17,8 @@ export type MqttMessageListener = (topic: string, payload: Buffer) => void;
  * The cloud's one MQTT client. Its client id is stable per instance and its
  * session persistent (clean: false) with QoS 1, so replies and events queued
  * while it reconnects are delivered afterwards (docs/protocol.md).
+ * With the embedded broker it is no MQTT client at all: it subscribes and publishes through the
+ * broker inside this process (EmbeddedBroker.subscribeInternal), which it cannot lose.
  */
 @Injectable()
 export class CloudMqttClient implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -30,6 +32,8 @@ export class CloudMqttClient implements OnApplicationBootstrap, BeforeApplicatio
   private linkUp = false;
   /** Settled by the first CONNACK: resolved when accepted, rejected when the broker refuses the cloud. */
   private firstConnect?: Promise<void>;
+  /** With the embedded broker: linked to it inside this process instead of over MQTT. */
+  private inProcess = false;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -41,6 +45,7 @@ export class CloudMqttClient implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   get connected(): boolean {
+    if (this.inProcess) return this.linkUp;
     return this.client?.connected ?? false;
   }
 
@@ -51,12 +56,17 @@ export class CloudMqttClient implements OnApplicationBootstrap, BeforeApplicatio
   /** Registers a topic filter; (re)subscribed on every connect. */
   async subscribe(filter: string): Promise<void> {
     this.subscriptions.add(filter);
+    if (this.inProcess) {
+      if (this.linkUp) await this.embedded.subscribeInternal(filter, this.deliver);
+      return;
+    }
     if (this.client?.connected) await this.client.subscribeAsync(filter, { qos: 1 });
   }
 
   /** Drops a topic filter registered with subscribe. */
   async unsubscribe(filter: string): Promise<void> {
     this.subscriptions.delete(filter);
+    if (this.inProcess) return this.embedded.unsubscribeInternal(filter);
     if (this.client?.connected) await this.client.unsubscribeAsync(filter);
   }
 
@@ -78,7 +88,7 @@ export class CloudMqttClient implements OnApplicationBootstrap, BeforeApplicatio
    * or after `timeoutMs` without a connection.
    */
   async whenConnected(timeoutMs: number): Promise<void> {
-    if (this.client?.connected) return;
+    if (this.client?.connected || (this.inProcess && this.linkUp)) return;
     if (!this.firstConnect) throw new Error('MQTT client not started');
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -98,11 +108,27 @@ export class CloudMqttClient implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   async publish(topic: string, payload: Buffer): Promise<void> {
+    if (this.inProcess) {
+      if (!this.linkUp) throw new Error('MQTT client not connected');
+      return this.embedded.publishInternal(topic, payload);
+    }
     if (!this.client?.connected) throw new Error('MQTT client not connected');
     await this.client.publishAsync(topic, payload, { qos: 1 });
   }
 
+  /** Every message to the listeners, in order; a listener that throws does not stop the others. */
+  private readonly deliver = (topic: string, payload: Buffer): void => {
+    for (const l of this.listeners) {
+      try {
+        l(topic, payload);
+      } catch (err) {
+        this.logger.error({ err, topic }, 'message handler failed');
+      }
+    }
+  };
+
   async onApplicationBootstrap(): Promise<void> {
+    if (this.embedded.enabled) return this.linkInProcess();
     const options: IClientOptions = {
       clientId: this.config.mqttClientId,
       clean: this.config.mqttCleanSession,
@@ -162,15 +188,7 @@ export class CloudMqttClient implements OnApplicationBootstrap, BeforeApplicatio
           subscribed();
         });
     });
-    client.on('message', (topic, payload) => {
-      for (const l of this.listeners) {
-        try {
-          l(topic, payload);
-        } catch (err) {
-          this.logger.error({ err, topic }, 'message handler failed');
-        }
-      }
-    });
+    client.on('message', this.deliver);
     client.on('error', (err) => this.logger.warn(`MQTT error: ${err.message}`));
     client.on('offline', () => this.logger.warn('MQTT client offline; reconnecting'));
     // The first close after a connect: later failed attempts do not move it.
@@ -189,6 +207,21 @@ export class CloudMqttClient implements OnApplicationBootstrap, BeforeApplicatio
     });
   }
 
+  /**
+   * The embedded broker runs in this process: the cloud subscribes and publishes through it
+   * directly (EmbeddedBroker.subscribeInternal). Up as soon as the subscriptions are in place; it
+   * never drops, so `onSubscribed` listeners run once, as after a first connect.
+   */
+  private async linkInProcess(): Promise<void> {
+    this.inProcess = true;
+    for (const f of this.subscriptions) await this.embedded.subscribeInternal(f, this.deliver);
+    this.linkUp = true;
+    this.firstConnect = Promise.resolve();
+    this.logger.log(`linked in process to the embedded broker as ${this.clientId}`);
+    this.embedded.admitEdgeClients();
+    for (const l of this.connectedListeners) l(null);
+  }
+
   private redactedUrl(): string {
     const u = new URL(this.brokerUrl);
     u.password = '';
@@ -198,6 +231,11 @@ export class CloudMqttClient implements OnApplicationBootstrap, BeforeApplicatio
 
   /** Before the embedded broker closes, so the session ends cleanly. */
   async beforeApplicationShutdown(): Promise<void> {
+    if (this.inProcess) {
+      this.linkUp = false;
+      for (const f of this.subscriptions) await this.embedded.unsubscribeInternal(f);
+      return;
+    }
     const client = this.client;
     this.client = undefined;
     if (client) await client.endAsync();

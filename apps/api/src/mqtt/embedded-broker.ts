@@ -28,6 +28,9 @@ const CLOUD_MAX_PACKET_BYTES = 64 * 1024 * 1024;
 /** How long a clean DISCONNECT waits for the device's DC message before it counts as one. */
 const CLEAN_DISCONNECT_GRACE_MS = 1000;
 
+/** How aedes hands a message to a subscriber inside its process. */
+type InternalDelivery = (packet: { topic: string; payload: Buffer | string }, done: () => void) => void;
+
 /** A device answers as the VPN client application, a gateway as the gateway application. */
 const appOf = (id: EdgeIdentity) => (id.kind === 'gateway' ? GATEWAY_APP_ID : VPN_APP_ID);
 
@@ -235,6 +238,50 @@ export class EmbeddedBroker implements OnModuleInit, OnApplicationShutdown {
     if (holder && (holder.kind === 'cloud' || identityId(holder) !== identityId(identity))) return null;
     if (client.id === this.config.mqttClientId) return null;
     return identity;
+  }
+
+  /** The cloud's own subscriptions in this process, by topic filter. */
+  private readonly internal = new Map<string, InternalDelivery>();
+
+  /**
+   * Delivers what is published on `filter` to `listener` inside this process. The cloud's client
+   * needs no MQTT connection to a broker that lives and dies with it: no packet is encoded,
+   * parsed or acknowledged for the cloud's side, and no QoS 1 copy is kept for a session that
+   * cannot go away. Devices and gateways still connect over MQTT with QoS 1 and the ACL.
+   */
+  subscribeInternal(filter: string, listener: (topic: string, payload: Buffer) => void): Promise<void> {
+    const broker = this.broker;
+    if (!broker) return Promise.reject(new Error('embedded MQTT broker not started'));
+    if (this.internal.has(filter)) return Promise.resolve();
+    const deliver: InternalDelivery = (packet, done) => {
+      const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+      try {
+        listener(packet.topic, payload);
+      } finally {
+        done();
+      }
+    };
+    this.internal.set(filter, deliver);
+    return new Promise<void>((resolve) => broker.subscribe(filter, deliver, () => resolve()));
+  }
+
+  unsubscribeInternal(filter: string): Promise<void> {
+    const broker = this.broker;
+    const deliver = this.internal.get(filter);
+    this.internal.delete(filter);
+    if (!broker || !deliver) return Promise.resolve();
+    return new Promise<void>((resolve) => broker.unsubscribe(filter, deliver, () => resolve()));
+  }
+
+  /** Publishes as the cloud (QoS 1) to the devices and gateways subscribed. */
+  publishInternal(topic: string, payload: Buffer): Promise<void> {
+    const broker = this.broker;
+    if (!broker) return Promise.reject(new Error('embedded MQTT broker not started'));
+    return new Promise<void>((resolve, reject) =>
+      broker.publish({ cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false }, (err) =>
+        err ? reject(err) : resolve(),
+      ),
+    );
   }
 
   /**
