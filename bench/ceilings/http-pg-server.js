@@ -46,7 +46,10 @@ const FLEET_PAGE_SQL = `SELECT '{"items":[' || coalesce(string_agg('{"deviceId":
        || ',"rxBytes":' || r.rx_bytes || ',"txBytes":' || r.tx_bytes || '}' END
   || '}', ',' ORDER BY r.client_id, r.id) FILTER (WHERE r.n <= $4), '')
   || '],"size":' || count(*) FILTER (WHERE r.n <= $4)
-  || ',"limitExceeded":' || (count(*) > $4) || '}' AS body
+  || ',"limitExceeded":' || (count(*) > $4)
+  || CASE WHEN count(*) > $4 THEN ',"nextCursor":"' || translate(encode(convert_to(
+       max(r.client_id) FILTER (WHERE r.n = $4) || chr(10) || max(r.id::text) FILTER (WHERE r.n = $4),
+       'UTF8'), 'base64'), E'+/=\n', '-_') || '"' ELSE '' END || '}' AS body
   FROM (SELECT x.*, row_number() OVER (ORDER BY x.client_id, x.id) AS n FROM (
     WITH pg AS MATERIALIZED (
       SELECT d.* FROM device d WHERE d.scope_id = $2 ORDER BY d.client_id, d.id OFFSET $3 LIMIT $4 + 1)
@@ -158,7 +161,12 @@ async function list(query, res) {
     modifiedBy: d.modified_by,
     optlock: d.optlock,
   }));
-  send(res, 200, { items, size: items.length, limitExceeded });
+  const last = items[items.length - 1];
+  // The API's nextCursor (apps/api/src/common/list-cursor.ts): base64url of `<clientId>\n<id>`.
+  const nextCursor = limitExceeded
+    ? Buffer.from(`${last.clientId}\n${last.id}`, 'utf8').toString('base64url')
+    : undefined;
+  send(res, 200, { items, size: items.length, limitExceeded, nextCursor });
 }
 
 async function fleetEtag(offset, limit) {
