@@ -22,3 +22,14 @@ export const jsonTime = (col: string): string => `coalesce('"' || ${isoTime(col)
  */
 export const cursorText = (clientIdCol: string, idCol: string): string =>
   `translate(encode(convert_to(${clientIdCol} || chr(10) || ${idCol}, 'UTF8'), 'base64'), E'+/=\\n', '-_')`;
+
+/**
+ * The list body's `,"nextCursor":"…"` part, or '' when no more rows follow: an aggregate over
+ * `rows` (a page of at most `limit` + 1 rows with `client_id`, `id` and their place `n` in the
+ * order), naming the page's last device (`n` = `limit`).
+ */
+export const nextCursorJson = (rows: string, limit: string): string => {
+  const last = (col: string) => `max(${col}) FILTER (WHERE ${rows}.n = ${limit})`;
+  return `CASE WHEN count(*) > ${limit}
+    THEN ',"nextCursor":"' || ${cursorText(last(`${rows}.client_id`), last(`${rows}.id::text`))} || '"' ELSE '' END`;
+};

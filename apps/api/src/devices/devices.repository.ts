@@ -6,7 +6,7 @@ import { AppError } from '../common/app-error';
 import { isUniqueViolation } from '../common/db-errors';
 import { updateWithOptlock } from '../common/optlock';
 import { Device, type ConnectionStatus, type DeviceStatus } from './device.entity';
-import { cursorText, isoTime } from '../database/sql-json';
+import { isoTime, nextCursorJson } from '../database/sql-json';
 import type { ListCursor } from '../common/list-cursor';
 
 /** The fields of a new device; the caller has allocated its tunnel address. */
@@ -156,10 +156,6 @@ export class DevicesRepository {
     const total = page.askTotalCount
       ? ` || ',"totalCount":' || (SELECT count(*) FROM device d WHERE ${cond})`
       : '';
-    const last = (col: string) => `max(${col}) FILTER (WHERE p.n = ${limit})`;
-    const next = ` || CASE WHEN count(*) > ${limit}
-                      THEN ',"nextCursor":"' || ${cursorText(last('p.client_id'), last('p.id::text'))} || '"'
-                      ELSE '' END`;
     // The page is picked by clientId alone (from the (scope_id, client_id) index when unfiltered:
     // the rows skipped by the offset are never read), then only its devices are read and written,
     // each looked up by the index (OFFSET 0 keeps the lookup a nested loop: as a join, Postgres
@@ -167,7 +163,7 @@ export class DevicesRepository {
     const rows: Array<{ body: string }> = await this.dataSource.query(
       `SELECT '{"items":[' || coalesce(string_agg(p.item, ',' ORDER BY p.n) FILTER (WHERE p.n <= ${limit}), '')
               || '],"size":' || count(*) FILTER (WHERE p.n <= ${limit})
-              || ',"limitExceeded":' || (count(*) > ${limit})${total}${next} || '}' AS body
+              || ',"limitExceeded":' || (count(*) > ${limit})${total} || ${nextCursorJson('p', limit)} || '}' AS body
          FROM (SELECT (SELECT row_to_json(r)::text FROM (${DEVICE_ROW}) r) AS item, d.client_id, d.id,
                       row_number() OVER (ORDER BY d.client_id) AS n
                  FROM (SELECT d.client_id FROM device d WHERE ${pick}

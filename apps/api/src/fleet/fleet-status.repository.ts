@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { DISCONNECTED_IP, StatusCodes } from '@app/protocol';
-import { cursorText, jsonTime } from '../database/sql-json';
+import { jsonTime, nextCursorJson } from '../database/sql-json';
 import type { ListCursor } from '../common/list-cursor';
 
 /** The devices a fleet read covers: one account, or an account and its whole subtree. */
@@ -95,13 +95,10 @@ const ITEM_JSON = `'{"deviceId":"' || r.id || '","clientId":' || to_json(r.clien
  */
 function pageBody(pageRows: string, limit: string, total: string | null): string {
   const totalPart = total ? ` || ',"totalCount":' || (${total})` : '';
-  const last = (col: string) => `max(${col}) FILTER (WHERE r.n = ${limit})`;
-  const nextPart = ` || CASE WHEN count(*) > ${limit}
-        THEN ',"nextCursor":"' || ${cursorText(last('r.client_id'), last('r.id::text'))} || '"' ELSE '' END`;
   return `SELECT '{"items":[' || coalesce(string_agg(${ITEM_JSON}, ',' ORDER BY r.client_id, r.id)
                                   FILTER (WHERE r.n <= ${limit}), '')
            || '],"size":' || count(*) FILTER (WHERE r.n <= ${limit})
-           || ',"limitExceeded":' || (count(*) > ${limit})${totalPart}${nextPart} || '}' AS body
+           || ',"limitExceeded":' || (count(*) > ${limit})${totalPart} || ${nextCursorJson('r', limit)} || '}' AS body
       FROM (SELECT x.*, row_number() OVER (ORDER BY x.client_id, x.id) AS n FROM (${pageRows}) x) r`;
 }
 

@@ -88,7 +88,7 @@ export class CloudMqttClient implements OnApplicationBootstrap, BeforeApplicatio
    * or after `timeoutMs` without a connection.
    */
   async whenConnected(timeoutMs: number): Promise<void> {
-    if (this.client?.connected || (this.inProcess && this.linkUp)) return;
+    if (this.connected) return;
     if (!this.firstConnect) throw new Error('MQTT client not started');
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
